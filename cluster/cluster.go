@@ -1,0 +1,133 @@
+// Package cluster holds the operations on existing clusters: listing,
+// reading the kubeconfig, describing nodes and deleting. Creating lives in
+// cluster/create; the container engine is behind cluster/provider.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/berth-dev/berth/cluster/kubeconfig"
+	"github.com/berth-dev/berth/cluster/nodeconfig"
+	"github.com/berth-dev/berth/cluster/provider"
+)
+
+// ErrNotFound is returned for a cluster that does not exist.
+var ErrNotFound = errors.New("cluster not found")
+
+// List returns the names of every berth cluster, sorted.
+func List(ctx context.Context, p provider.Provider) ([]string, error) {
+	nodes, err := p.ListNodes(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, n := range nodes {
+		if n.Cluster != "" && !seen[n.Cluster] {
+			seen[n.Cluster] = true
+			names = append(names, n.Cluster)
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Nodes returns a cluster's node containers, or ErrNotFound.
+func Nodes(ctx context.Context, p provider.Provider, name string) ([]provider.Node, error) {
+	nodes, err := p.ListNodes(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(nodes) == 0 {
+		return nil, fmt.Errorf("%w: no cluster named %q (see `berth get clusters`)", ErrNotFound, name)
+	}
+	return nodes, nil
+}
+
+// apiServerNode returns the node publishing the API server on the host.
+func apiServerNode(nodes []provider.Node) (provider.Node, error) {
+	for _, n := range nodes {
+		if n.Labels[provider.LabelAPIServerPort] != "" {
+			return n, nil
+		}
+	}
+	return provider.Node{}, fmt.Errorf("no node of the cluster publishes the API server")
+}
+
+// Kubeconfig returns the cluster's admin kubeconfig as seen from the
+// host, with context berth-<name>.
+func Kubeconfig(ctx context.Context, p provider.Provider, name string) (*clientcmdapi.Config, error) {
+	nodes, err := Nodes(ctx, p, name)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := apiServerNode(nodes)
+	if err != nil {
+		return nil, err
+	}
+	data, err := p.ReadFile(ctx, cp.Name, nodeconfig.AdminKubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	in, err := clientcmd.Load(data)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the admin kubeconfig of %s: %w", cp.Name, err)
+	}
+	ctxName := kubeconfig.ContextName(name)
+	var cl *clientcmdapi.Cluster
+	var user *clientcmdapi.AuthInfo
+	for _, c := range in.Clusters {
+		cl = c
+	}
+	for _, u := range in.AuthInfos {
+		user = u
+	}
+	if cl == nil || user == nil {
+		return nil, fmt.Errorf("the admin kubeconfig of %s is incomplete", cp.Name)
+	}
+	server := "https://" + net.JoinHostPort(cp.Labels[provider.LabelAPIServerAddr], cp.Labels[provider.LabelAPIServerPort])
+	return kubeconfig.Build(ctxName, server, cl.CertificateAuthorityData, user.ClientCertificateData, user.ClientKeyData), nil
+}
+
+// Client returns a clientset for the cluster.
+func Client(ctx context.Context, p provider.Provider, name string) (*kubernetes.Clientset, error) {
+	kc, err := Kubeconfig(ctx, p, name)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := clientcmd.NewDefaultClientConfig(*kc, nil).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(rc)
+}
+
+// Delete removes every container, network and volume of the cluster and
+// its kubeconfig context. Deleting a cluster that does not exist is not
+// an error (scripts may delete unconditionally); found tells.
+func Delete(ctx context.Context, p provider.Provider, name, kubeconfigPath string) (found bool, err error) {
+	c, n, v, err := p.ClusterObjects(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	found = c+n+v > 0
+	if found {
+		if err := p.DeleteCluster(ctx, name); err != nil {
+			return found, fmt.Errorf("deleting cluster %q: %w", name, err)
+		}
+	}
+	if kubeconfigPath != "" {
+		if err := kubeconfig.Remove(kubeconfigPath, kubeconfig.ContextName(name)); err != nil {
+			return found, fmt.Errorf("removing context %s from %s: %w", kubeconfig.ContextName(name), kubeconfigPath, err)
+		}
+	}
+	return found, nil
+}

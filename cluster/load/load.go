@@ -1,0 +1,76 @@
+// Package load moves container images from the host's Docker engine into
+// the containerd of a cluster's nodes, streaming one export to every node
+// at once (no temporary files).
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/berth-dev/berth/cluster/provider"
+)
+
+// importCmd imports a tar stream on stdin into the namespace the kubelet
+// uses.
+var importCmd = []string{"ctr", "--namespace", "k8s.io", "images", "import", "--all-platforms", "-"}
+
+// Images exports images from the engine once and imports the stream into
+// every node in parallel.
+func Images(ctx context.Context, p provider.Provider, nodes []string, images []string) error {
+	if len(nodes) == 0 {
+		return fmt.Errorf("no nodes to load into")
+	}
+	for _, img := range images {
+		id, err := p.ImageID(ctx, img)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			return fmt.Errorf("image %q is not in the local Docker engine: build or pull it first (docker images lists what is there)", img)
+		}
+	}
+	stream, err := p.SaveImages(ctx, images)
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+	return Archive(ctx, p, nodes, stream)
+}
+
+// Archive imports one image archive (docker save or OCI layout) into
+// every node in parallel.
+func Archive(ctx context.Context, p provider.Provider, nodes []string, archive io.Reader) error {
+	writers := make([]io.Writer, len(nodes))
+	pipes := make([]*io.PipeWriter, len(nodes))
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, node := range nodes {
+		pr, pw := io.Pipe()
+		writers[i], pipes[i] = pw, pw
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := p.Exec(ctx, node, pr, nil, importCmd...)
+			if err != nil {
+				errs[i] = fmt.Errorf("loading into node %s: %w", node, err)
+			}
+			// Unblock the copy if this node stopped reading early.
+			pr.CloseWithError(errors.New("node import ended"))
+		}()
+	}
+	_, copyErr := io.Copy(io.MultiWriter(writers...), archive)
+	for _, pw := range pipes {
+		pw.CloseWithError(copyErr)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if copyErr != nil {
+		return fmt.Errorf("streaming images: %w", copyErr)
+	}
+	return nil
+}

@@ -1,0 +1,126 @@
+// Package nodeconfig is the contract between the berth CLI on the host and
+// berth-node inside a node container: the CLI writes one Node as JSON to
+// Path before the container starts, and berth-node derives every
+// component's configuration from it. It depends on the standard library
+// only, so the node binary's module can import it without pulling in the
+// CLI's dependencies.
+package nodeconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+)
+
+// Path is where the node configuration lives inside a node container.
+const Path = "/etc/berth/node.json"
+
+// Roles a node can have.
+const (
+	RoleControlPlane = "control-plane"
+	RoleWorker       = "worker"
+)
+
+// Well-known files inside a node container. The CLI writes the PKI and
+// kubeconfigs there; berth-node reads them.
+const (
+	PKIDir                      = "/etc/kubernetes/pki"
+	AdminKubeconfig             = "/etc/kubernetes/admin.conf"
+	ControllerManagerKubeconfig = "/etc/kubernetes/controller-manager.conf"
+	SchedulerKubeconfig         = "/etc/kubernetes/scheduler.conf"
+	KubeletKubeconfig           = "/etc/kubernetes/kubelet.conf"
+	KubeProxyKubeconfig         = "/etc/kubernetes/kube-proxy.conf"
+)
+
+// APIServerPort is the port the API server listens on inside every
+// control-plane node.
+const APIServerPort = 6443
+
+// Node is everything berth-node needs to know to run one node.
+type Node struct {
+	// Cluster is the berth cluster name.
+	Cluster string `json:"cluster"`
+	// Name is the Kubernetes node name (also the container's hostname).
+	Name string `json:"name"`
+	// Role is RoleControlPlane or RoleWorker.
+	Role string `json:"role"`
+	// IP is the node's static address on the cluster network.
+	IP string `json:"ip"`
+	// APIServerEndpoint is the https URL kubelet and kube-proxy use.
+	APIServerEndpoint string `json:"apiServerEndpoint"`
+	// Etcd lists the etcd members (control-plane nodes) as name=peerURL.
+	EtcdInitialCluster string `json:"etcdInitialCluster,omitempty"`
+	// PodSubnet is the cluster-wide pod CIDR; each node gets a /24 of it
+	// from the controller-manager.
+	PodSubnet string `json:"podSubnet"`
+	// ServiceSubnet is the ClusterIP range.
+	ServiceSubnet string `json:"serviceSubnet"`
+	// DNSServiceIP is the ClusterIP of kube-dns.
+	DNSServiceIP string `json:"dnsServiceIP"`
+	// ClusterDomain is the DNS domain of the cluster.
+	ClusterDomain string `json:"clusterDomain"`
+	// KubeProxyMode is nftables, iptables or none.
+	KubeProxyMode string `json:"kubeProxyMode"`
+	// DisableDefaultCNI leaves pod networking to the user.
+	DisableDefaultCNI bool `json:"disableDefaultCNI,omitempty"`
+	// Labels are extra node labels.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Taints are registered by the kubelet, as key=value:Effect.
+	Taints []string `json:"taints,omitempty"`
+	// FeatureGates are passed to every component.
+	FeatureGates map[string]bool `json:"featureGates,omitempty"`
+	// RuntimeConfig is passed to the API server's --runtime-config.
+	RuntimeConfig map[string]string `json:"runtimeConfig,omitempty"`
+	// KubernetesVersion is informational (the image decides what runs).
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+}
+
+// IsControlPlane reports whether the node runs the control plane.
+func (n *Node) IsControlPlane() bool { return n.Role == RoleControlPlane }
+
+// Validate checks the fields berth-node cannot work without.
+func (n *Node) Validate() error {
+	if n.Name == "" {
+		return fmt.Errorf("node config: name is empty")
+	}
+	if n.Role != RoleControlPlane && n.Role != RoleWorker {
+		return fmt.Errorf("node config: role %q is neither %q nor %q", n.Role, RoleControlPlane, RoleWorker)
+	}
+	if net.ParseIP(n.IP) == nil {
+		return fmt.Errorf("node config: ip %q is not an IP address", n.IP)
+	}
+	for field, cidr := range map[string]string{"podSubnet": n.PodSubnet, "serviceSubnet": n.ServiceSubnet} {
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			return fmt.Errorf("node config: %s: %w", field, err)
+		}
+	}
+	if net.ParseIP(n.DNSServiceIP) == nil {
+		return fmt.Errorf("node config: dnsServiceIP %q is not an IP address", n.DNSServiceIP)
+	}
+	if n.APIServerEndpoint == "" {
+		return fmt.Errorf("node config: apiServerEndpoint is empty")
+	}
+	return nil
+}
+
+// Marshal encodes n as indented JSON.
+func (n *Node) Marshal() ([]byte, error) {
+	return json.MarshalIndent(n, "", "  ")
+}
+
+// Load reads and validates the node configuration at path.
+func Load(path string) (*Node, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading node config: %w", err)
+	}
+	var n Node
+	if err := json.Unmarshal(data, &n); err != nil {
+		return nil, fmt.Errorf("decoding node config %s: %w", path, err)
+	}
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	return &n, nil
+}

@@ -1,0 +1,409 @@
+// Package docker is the Docker Engine provider, talking to the engine
+// through its typed API client (API version negotiated, so Debian's
+// Docker 20.10 works as well as current releases).
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
+
+	"github.com/berth-dev/berth/cluster/provider"
+)
+
+// Provider is the Docker implementation of provider.Provider.
+type Provider struct {
+	api *client.Client
+	log *slog.Logger
+
+	mu sync.Mutex
+	// privileged is nil until the first node shows whether the engine
+	// allows --privileged.
+	privileged *bool
+}
+
+var _ provider.Provider = (*Provider)(nil)
+
+// New connects to the Docker engine named by the environment
+// (DOCKER_HOST, or the local socket).
+func New(ctx context.Context, log *slog.Logger) (*Provider, error) {
+	api, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return nil, fmt.Errorf("connecting to Docker: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := api.Ping(pingCtx); err != nil {
+		return nil, fmt.Errorf("no Docker engine answers (%v): start one (on Debian/Ubuntu as root: hack/install-docker.sh), or point DOCKER_HOST at one", err)
+	}
+	return &Provider{api: api, log: log}, nil
+}
+
+func clusterFilter(cluster string) filters.Args {
+	if cluster == "" {
+		return filters.NewArgs(filters.Arg("label", provider.LabelCluster))
+	}
+	return filters.NewArgs(filters.Arg("label", provider.LabelCluster+"="+cluster))
+}
+
+// NetworkName is the Docker network of a cluster.
+func NetworkName(cluster string) string { return "berth-" + cluster }
+
+// CreateNetwork makes the cluster's bridge network on the first /24 of
+// 172.30.0.0/16 (then 10.210.0.0/16) that overlaps no existing network,
+// so node addresses can be fixed.
+func (p *Provider) CreateNetwork(ctx context.Context, cluster string) (*provider.Network, error) {
+	existing, err := p.api.NetworkList(ctx, network.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing networks: %w", err)
+	}
+	var used []*net.IPNet
+	for _, n := range existing {
+		for _, c := range n.IPAM.Config {
+			if _, sn, err := net.ParseCIDR(c.Subnet); err == nil {
+				used = append(used, sn)
+			}
+		}
+	}
+	subnet := FreeSubnet(used)
+	if subnet == nil {
+		return nil, fmt.Errorf("no free /24 left for the cluster network: delete unused Docker networks")
+	}
+	gateway := nthIP(subnet, 1)
+	name := NetworkName(cluster)
+	_, err = p.api.NetworkCreate(ctx, name, network.CreateOptions{
+		Driver: "bridge",
+		IPAM: &network.IPAM{Config: []network.IPAMConfig{{
+			Subnet:  subnet.String(),
+			Gateway: gateway.String(),
+		}}},
+		Options: map[string]string{"com.docker.network.driver.mtu": "1500"},
+		Labels:  map[string]string{provider.LabelCluster: cluster},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating network %s (%s): %w", name, subnet, err)
+	}
+	return &provider.Network{Name: name, Subnet: subnet, Gateway: gateway}, nil
+}
+
+// FreeSubnet returns the first candidate /24 that overlaps none of used.
+func FreeSubnet(used []*net.IPNet) *net.IPNet {
+	for _, base := range [][2]byte{{172, 30}, {10, 210}} {
+		for third := 0; third < 256; third++ {
+			cand := &net.IPNet{IP: net.IPv4(base[0], base[1], byte(third), 0).To4(), Mask: net.CIDRMask(24, 32)}
+			free := true
+			for _, u := range used {
+				if u.Contains(cand.IP) || cand.Contains(u.IP) {
+					free = false
+					break
+				}
+			}
+			if free {
+				return cand
+			}
+		}
+	}
+	return nil
+}
+
+// NodeIP returns the address of the i-th node (0-based) of a network.
+func NodeIP(n *provider.Network, i int) net.IP { return nthIP(n.Subnet, i+2) }
+
+func nthIP(subnet *net.IPNet, n int) net.IP {
+	ip := subnet.IP.To4()
+	v := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
+	v += uint32(n)
+	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4()
+}
+
+// isPrivilegeRefusal tells whether starting a privileged container failed
+// because the engine may not grant every capability (as in sandboxes whose
+// bounding set lacks CAP_SYS_RESOURCE).
+func isPrivilegeRefusal(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "unable to apply caps") ||
+		(strings.Contains(msg, "operation not permitted") && strings.Contains(msg, "cap"))
+}
+
+// CreateNode creates, fills and starts one node container. The first
+// node tries --privileged; if the engine refuses it, that node and every
+// later one use an explicit capability set instead.
+func (p *Provider) CreateNode(ctx context.Context, spec provider.NodeSpec) error {
+	p.mu.Lock()
+	known := p.privileged
+	p.mu.Unlock()
+	privileged := known == nil || *known
+	err := p.createAndStart(ctx, spec, privileged)
+	if err != nil && privileged && known == nil && isPrivilegeRefusal(err) {
+		p.log.Info("the engine refuses --privileged; using an explicit capability set", "node", spec.Name, "reason", err)
+		if rmErr := p.api.ContainerRemove(context.WithoutCancel(ctx), spec.Name, container.RemoveOptions{Force: true, RemoveVolumes: true}); rmErr != nil {
+			return fmt.Errorf("removing refused node %s: %w", spec.Name, rmErr)
+		}
+		privileged = false
+		err = p.createAndStart(ctx, spec, false)
+	}
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	if p.privileged == nil {
+		p.privileged = &privileged
+		mode := "privileged"
+		if !privileged {
+			mode = "explicit capabilities (--privileged refused)"
+		}
+		p.log.Info("node security mode", "mode", mode)
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+func volumeName(node string) string { return node + "-var" }
+
+func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, privileged bool) error {
+	labels := map[string]string{provider.LabelCluster: spec.Cluster, provider.LabelRole: spec.Role}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	vol := volumeName(spec.Name)
+	if _, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: map[string]string{provider.LabelCluster: spec.Cluster}}); err != nil {
+		return fmt.Errorf("creating volume %s: %w", vol, err)
+	}
+	exposed := nat.PortSet{}
+	bindings := nat.PortMap{}
+	for _, pm := range spec.Ports {
+		proto := pm.Protocol
+		if proto == "" {
+			proto = "tcp"
+		}
+		port, err := nat.NewPort(strings.ToLower(proto), strconv.Itoa(pm.ContainerPort))
+		if err != nil {
+			return fmt.Errorf("port %d/%s: %w", pm.ContainerPort, proto, err)
+		}
+		exposed[port] = struct{}{}
+		hostPort := ""
+		if pm.HostPort > 0 {
+			hostPort = strconv.Itoa(pm.HostPort)
+		}
+		bindings[port] = append(bindings[port], nat.PortBinding{HostIP: pm.ListenAddress, HostPort: hostPort})
+	}
+	mounts := []mount.Mount{
+		{Type: mount.TypeVolume, Source: vol, Target: "/var"},
+		{Type: mount.TypeBind, Source: "/lib/modules", Target: "/lib/modules", ReadOnly: true},
+	}
+	for _, m := range spec.Mounts {
+		bm := mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.ContainerPath, ReadOnly: m.ReadOnly}
+		switch m.Propagation {
+		case "HostToContainer":
+			bm.BindOptions = &mount.BindOptions{Propagation: mount.PropagationRSlave}
+		case "Bidirectional":
+			bm.BindOptions = &mount.BindOptions{Propagation: mount.PropagationRShared}
+		}
+		mounts = append(mounts, bm)
+	}
+	host := &container.HostConfig{
+		CgroupnsMode:  container.CgroupnsModePrivate,
+		SecurityOpt:   []string{"seccomp=unconfined", "apparmor=unconfined"},
+		Tmpfs:         map[string]string{"/run": "rw,exec", "/tmp": "rw,exec"},
+		Mounts:        mounts,
+		PortBindings:  bindings,
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		Init:          new(bool),
+	}
+	if privileged {
+		host.Privileged = true
+	} else {
+		host.CapAdd = []string{"ALL"}
+		host.CapDrop = []string{"SYS_RESOURCE"}
+		host.SecurityOpt = append(host.SecurityOpt, "systempaths=unconfined")
+		host.Resources.DeviceCgroupRules = []string{"a *:* rwm"}
+	}
+	cfg := &container.Config{
+		Image:        spec.Image,
+		Hostname:     spec.Name,
+		Labels:       labels,
+		Env:          []string{"container=docker"},
+		ExposedPorts: exposed,
+		Tty:          false,
+		StopSignal:   "SIGTERM",
+	}
+	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		spec.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: spec.IP.String()}},
+	}}
+	if _, err := p.api.ContainerCreate(ctx, cfg, host, netCfg, nil, spec.Name); err != nil {
+		return fmt.Errorf("creating node %s: %w", spec.Name, err)
+	}
+	if len(spec.Files) > 0 {
+		archive, err := tarFiles(spec.Files)
+		if err != nil {
+			return err
+		}
+		if err := p.api.CopyToContainer(ctx, spec.Name, "/", archive, container.CopyToContainerOptions{}); err != nil {
+			return fmt.Errorf("copying configuration into node %s: %w", spec.Name, err)
+		}
+	}
+	if err := p.api.ContainerStart(ctx, spec.Name, container.StartOptions{}); err != nil {
+		return fmt.Errorf("starting node %s: %w", spec.Name, err)
+	}
+	return nil
+}
+
+// tarFiles packs files (with their parent directories) as a tar archive
+// rooted at /.
+func tarFiles(files []provider.File) (io.Reader, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	now := time.Now()
+	for _, f := range files {
+		rel := strings.TrimPrefix(path.Clean(f.Path), "/")
+		var parents []string
+		for d := path.Dir(rel); d != "." && d != "/" && !dirs[d]; d = path.Dir(d) {
+			parents = append([]string{d}, parents...)
+			dirs[d] = true
+		}
+		for _, d := range parents {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755, ModTime: now}); err != nil {
+				return nil, err
+			}
+		}
+		mode := f.Mode
+		if mode == 0 {
+			mode = 0o644
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: rel, Mode: int64(mode.Perm()), Size: int64(len(f.Data)), ModTime: now}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(f.Data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return &buf, nil
+}
+
+// ListNodes lists node containers, sorted by name.
+func (p *Provider) ListNodes(ctx context.Context, cluster string) ([]provider.Node, error) {
+	list, err := p.api.ContainerList(ctx, container.ListOptions{All: true, Filters: clusterFilter(cluster)})
+	if err != nil {
+		return nil, fmt.Errorf("listing node containers: %w", err)
+	}
+	var nodes []provider.Node
+	for _, c := range list {
+		name := strings.TrimPrefix(firstOr(c.Names, c.ID), "/")
+		ip := ""
+		if c.NetworkSettings != nil {
+			for _, ep := range c.NetworkSettings.Networks {
+				if ep.IPAMConfig != nil && ep.IPAMConfig.IPv4Address != "" {
+					ip = ep.IPAMConfig.IPv4Address
+				} else if ep.IPAddress != "" {
+					ip = ep.IPAddress
+				}
+			}
+		}
+		nodes = append(nodes, provider.Node{
+			Name:    name,
+			Cluster: c.Labels[provider.LabelCluster],
+			Role:    c.Labels[provider.LabelRole],
+			IP:      ip,
+			State:   c.State,
+			Labels:  c.Labels,
+		})
+	}
+	sortNodes(nodes)
+	return nodes, nil
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
+}
+
+// DeleteCluster removes the cluster's containers (killing them: the
+// cluster is being thrown away), then its networks and volumes. It goes
+// on past errors and reports them all.
+func (p *Provider) DeleteCluster(ctx context.Context, cluster string) error {
+	if cluster == "" {
+		return fmt.Errorf("deleting a cluster needs its name")
+	}
+	f := clusterFilter(cluster)
+	var errs []error
+	list, err := p.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("listing containers: %w", err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, c := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.api.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true}); err != nil && !client.IsErrNotFound(err) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("removing container %s: %w", firstOr(c.Names, c.ID), err))
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	nets, err := p.api.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing networks: %w", err))
+	}
+	for _, n := range nets {
+		if err := p.api.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
+		}
+	}
+	vols, err := p.api.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listing volumes: %w", err))
+	}
+	for _, v := range vols.Volumes {
+		if err := p.api.VolumeRemove(ctx, v.Name, true); err != nil && !client.IsErrNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ClusterObjects counts the containers, networks and volumes left of a
+// cluster ("" counts every berth cluster's).
+func (p *Provider) ClusterObjects(ctx context.Context, cluster string) (int, int, int, error) {
+	f := clusterFilter(cluster)
+	cs, err := p.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	ns, err := p.api.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	vs, err := p.api.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	return len(cs), len(ns), len(vs.Volumes), nil
+}

@@ -1,0 +1,164 @@
+package docker
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/berth-dev/berth/cluster/provider"
+)
+
+func sortNodes(nodes []provider.Node) {
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+}
+
+// ReadFile copies one file out of a node.
+func (p *Provider) ReadFile(ctx context.Context, node, path string) ([]byte, error) {
+	rc, _, err := p.api.CopyFromContainer(ctx, node, path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s from node %s: %w", path, node, err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return nil, fmt.Errorf("reading %s from node %s: %w", path, node, err)
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			return io.ReadAll(tr)
+		}
+	}
+}
+
+// Exec runs cmd in node with stdin attached (if not nil) and its stdout
+// and stderr written to stdout (if not nil). A non-zero exit is an error
+// carrying the command's stderr.
+func (p *Provider) Exec(ctx context.Context, node string, stdin io.Reader, stdout io.Writer, cmd ...string) error {
+	created, err := p.api.ContainerExecCreate(ctx, node, container.ExecOptions{
+		Cmd:          cmd,
+		AttachStdin:  stdin != nil,
+		AttachStdout: true,
+		AttachStderr: true,
+	})
+	if err != nil {
+		return fmt.Errorf("exec in node %s: %w", node, err)
+	}
+	resp, err := p.api.ContainerExecAttach(ctx, created.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return fmt.Errorf("attaching to exec in node %s: %w", node, err)
+	}
+	defer resp.Close()
+	copyErr := make(chan error, 1)
+	if stdin != nil {
+		go func() {
+			_, err := io.Copy(resp.Conn, stdin)
+			_ = resp.CloseWrite()
+			copyErr <- err
+		}()
+	} else {
+		copyErr <- nil
+	}
+	var stderr bytes.Buffer
+	out := stdout
+	if out == nil {
+		out = io.Discard
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(out, &stderr, resp.Reader)
+		done <- err
+	}()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("reading exec output from node %s: %w", node, err)
+		}
+	}
+	if err := <-copyErr; err != nil {
+		return fmt.Errorf("streaming input to node %s: %w", node, err)
+	}
+	inspect, err := p.api.ContainerExecInspect(ctx, created.ID)
+	if err != nil {
+		return fmt.Errorf("inspecting exec in node %s: %w", node, err)
+	}
+	if inspect.ExitCode != 0 {
+		return fmt.Errorf("%v in node %s exited with %d: %s", cmd, node, inspect.ExitCode, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return nil
+}
+
+// SaveImages streams images as a docker-archive tar.
+func (p *Provider) SaveImages(ctx context.Context, images []string) (io.ReadCloser, error) {
+	rc, err := p.api.ImageSave(ctx, images)
+	if err != nil {
+		return nil, fmt.Errorf("exporting images %v from Docker: %w", images, err)
+	}
+	return rc, nil
+}
+
+// ImageID returns an image's ID, or "" if Docker does not have it.
+func (p *Provider) ImageID(ctx context.Context, ref string) (string, error) {
+	info, err := p.api.ImageInspect(ctx, ref)
+	if client.IsErrNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("inspecting image %s: %w", ref, err)
+	}
+	return info.ID, nil
+}
+
+// ImageLabels returns an image's labels.
+func (p *Provider) ImageLabels(ctx context.Context, ref string) (map[string]string, bool, error) {
+	info, err := p.api.ImageInspect(ctx, ref)
+	if client.IsErrNotFound(err) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("inspecting image %s: %w", ref, err)
+	}
+	if info.Config == nil {
+		return map[string]string{}, true, nil
+	}
+	return info.Config.Labels, true, nil
+}
+
+// ImportImage creates image ref from a root filesystem tar stream, with
+// Dockerfile-style changes (ENTRYPOINT, LABEL, ENV, ...).
+func (p *Provider) ImportImage(ctx context.Context, rootfs io.Reader, ref string, changes []string) error {
+	rc, err := p.api.ImageImport(ctx, image.ImportSource{Source: rootfs, SourceName: "-"}, ref, image.ImportOptions{Changes: changes})
+	if err != nil {
+		return fmt.Errorf("importing image %s: %w", ref, err)
+	}
+	defer rc.Close()
+	// The engine streams JSON progress messages; a failure arrives as one
+	// with an error field, not as an HTTP error.
+	dec := json.NewDecoder(rc)
+	for {
+		var msg struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&msg); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("importing image %s: %w", ref, err)
+		}
+		if msg.Error != "" {
+			return fmt.Errorf("importing image %s: %s", ref, msg.Error)
+		}
+	}
+}

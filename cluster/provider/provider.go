@@ -1,0 +1,104 @@
+// Package provider defines what berth needs from a container engine to
+// run a cluster's nodes. The Docker implementation lives in
+// provider/docker; the create, delete and load actions only see this
+// interface.
+package provider
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+)
+
+// Labels berth puts on every container, network and volume it makes, so
+// it finds (and deletes) exactly its own objects.
+const (
+	LabelCluster       = "berth.dev/cluster"
+	LabelRole          = "berth.dev/role"
+	LabelAPIServerPort = "berth.dev/api-server-port"
+	LabelAPIServerAddr = "berth.dev/api-server-address"
+	LabelNodeImage     = "berth.dev/node-recipe"
+)
+
+// File is written into a node before it starts.
+type File struct {
+	Path string
+	Mode os.FileMode
+	Data []byte
+}
+
+// PortMapping publishes a node port on the host.
+type PortMapping struct {
+	ListenAddress string
+	HostPort      int
+	ContainerPort int
+	Protocol      string // tcp, udp or sctp
+}
+
+// Mount is a host path mounted into a node.
+type Mount struct {
+	HostPath      string
+	ContainerPath string
+	ReadOnly      bool
+	Propagation   string // None, HostToContainer or Bidirectional
+}
+
+// NodeSpec is everything needed to create one node container.
+type NodeSpec struct {
+	Name    string
+	Cluster string
+	Role    string
+	Image   string
+	Network string
+	IP      net.IP
+	Ports   []PortMapping
+	Mounts  []Mount
+	Files   []File
+	Labels  map[string]string
+}
+
+// Node is a node container as the engine reports it.
+type Node struct {
+	Name    string
+	Cluster string
+	Role    string
+	IP      string
+	// State is the engine's container state (running, exited, ...).
+	State  string
+	Labels map[string]string
+}
+
+// Network is a cluster's network.
+type Network struct {
+	Name    string
+	Subnet  *net.IPNet
+	Gateway net.IP
+}
+
+// Provider runs node containers.
+type Provider interface {
+	// CreateNetwork makes the cluster's network on a free subnet.
+	CreateNetwork(ctx context.Context, cluster string) (*Network, error)
+	// CreateNode creates and starts a node container.
+	CreateNode(ctx context.Context, spec NodeSpec) error
+	// ListNodes lists the node containers of cluster ("" for all).
+	ListNodes(ctx context.Context, cluster string) ([]Node, error)
+	// DeleteCluster removes every container, network and volume of cluster.
+	DeleteCluster(ctx context.Context, cluster string) error
+	// ClusterObjects counts what of cluster (or of all clusters, for "")
+	// still exists: containers, networks and volumes.
+	ClusterObjects(ctx context.Context, cluster string) (containers, networks, volumes int, err error)
+	// ReadFile reads a file from a node.
+	ReadFile(ctx context.Context, node, path string) ([]byte, error)
+	// Exec runs a command in a node, with stdin and stdout attached.
+	Exec(ctx context.Context, node string, stdin io.Reader, stdout io.Writer, cmd ...string) error
+	// SaveImages streams images from the engine as a tar archive.
+	SaveImages(ctx context.Context, images []string) (io.ReadCloser, error)
+	// ImageID returns an image's ID, or "" if the engine lacks it.
+	ImageID(ctx context.Context, image string) (string, error)
+	// ImageLabels returns an image's labels; ok is false if it is missing.
+	ImageLabels(ctx context.Context, image string) (labels map[string]string, ok bool, err error)
+	// ImportImage turns a root filesystem tar stream into an image.
+	ImportImage(ctx context.Context, rootfs io.Reader, ref string, changes []string) error
+}

@@ -1,0 +1,55 @@
+// Package addons holds the cluster add-ons the first control-plane node
+// applies at boot (CoreDNS), rendered for the node's configuration.
+package addons
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"io/fs"
+	"sort"
+	"text/template"
+
+	"github.com/berth-dev/berth/control/nodeconfig"
+	"github.com/berth-dev/berth/control/versions"
+)
+
+//go:embed manifests/*.yaml
+var manifests embed.FS
+
+// CoreDNSImage is built into the node image and imported into
+// containerd at boot; nothing is pulled.
+const CoreDNSImage = versions.CoreDNSImage
+
+type values struct {
+	ClusterDomain string
+	DNSServiceIP  string
+	CoreDNSImage  string
+}
+
+// Render returns every add-on manifest for n, keyed by file name.
+func Render(n *nodeconfig.Node) (map[string][]byte, error) {
+	v := values{ClusterDomain: n.ClusterDomain, DNSServiceIP: n.DNSServiceIP, CoreDNSImage: CoreDNSImage}
+	names, err := fs.Glob(manifests, "manifests/*.yaml")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	out := map[string][]byte{}
+	for _, name := range names {
+		raw, err := manifests.ReadFile(name)
+		if err != nil {
+			return nil, err
+		}
+		tmpl, err := template.New(name).Option("missingkey=error").Parse(string(raw))
+		if err != nil {
+			return nil, fmt.Errorf("parsing add-on %s: %w", name, err)
+		}
+		var buf bytes.Buffer
+		if err := tmpl.Execute(&buf, v); err != nil {
+			return nil, fmt.Errorf("rendering add-on %s: %w", name, err)
+		}
+		out[name[len("manifests/"):]] = buf.Bytes()
+	}
+	return out, nil
+}

@@ -1,0 +1,41 @@
+// Command berth-node is PID 1 of every berth node container, and the
+// multicall binary for the components it supervises: run as
+// "berth-node <component> [args]" (or through a symlink named after the
+// component) it becomes that component.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/berth-dev/berth/control/components"
+	"github.com/berth-dev/berth/control/node"
+)
+
+func main() {
+	name := filepath.Base(os.Args[0])
+	args := os.Args[1:]
+	if !components.Known(name) && len(args) > 0 && components.Known(args[0]) {
+		name, args = args[0], args[1:]
+	}
+	if components.Known(name) {
+		os.Exit(components.Run(name, args))
+	}
+	if len(args) > 0 && args[0] != "init" {
+		fmt.Fprintf(os.Stderr, "berth-node: unknown command %q; run with no arguments as a node's PID 1, or with one of %v\n", args[0], components.Names())
+		os.Exit(2)
+	}
+
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := node.Run(ctx, log); err != nil {
+		log.Error("node failed", "err", err)
+		os.Exit(1)
+	}
+}

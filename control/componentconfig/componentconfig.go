@@ -1,0 +1,331 @@
+// Package componentconfig turns a node's configuration into the command
+// lines and configuration files of the components berth-node runs. It is
+// pure: nothing here touches the file system or starts a process, so every
+// flag can be checked in a unit test.
+package componentconfig
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/berth-dev/berth/control/nodeconfig"
+	"github.com/berth-dev/berth/control/versions"
+)
+
+// Paths inside the node.
+const (
+	EtcdDataDir         = "/var/lib/etcd"
+	KubeletDir          = "/var/lib/kubelet"
+	KubeletConfigPath   = "/var/lib/kubelet/config.yaml"
+	KubeProxyConfigPath = "/var/lib/kube-proxy/config.yaml"
+	ContainerdConfig    = "/etc/containerd/config.toml"
+	ContainerdSocket    = "/run/containerd/containerd.sock"
+	ResolvConf          = "/etc/berth/resolv.conf"
+	CNIConfDir          = "/etc/cni/net.d"
+	CNIBinDir           = "/opt/cni/bin"
+	PauseImage          = versions.PauseImage
+)
+
+func pki(name string) string { return filepath.Join(nodeconfig.PKIDir, name) }
+
+// EtcdClientURL is where the API server on the same node reaches etcd.
+const EtcdClientURL = "http://127.0.0.1:2379"
+
+// Etcd returns etcd's arguments.
+func Etcd(n *nodeconfig.Node) []string {
+	peer := fmt.Sprintf("http://%s:2380", n.IP)
+	initial := n.EtcdInitialCluster
+	if initial == "" {
+		initial = n.Name + "=" + peer
+	}
+	return []string{
+		"--name=" + n.Name,
+		"--data-dir=" + EtcdDataDir,
+		"--listen-client-urls=" + EtcdClientURL,
+		"--advertise-client-urls=" + EtcdClientURL,
+		"--listen-peer-urls=" + peer,
+		"--initial-advertise-peer-urls=" + peer,
+		"--initial-cluster=" + initial,
+		"--initial-cluster-state=new",
+		"--initial-cluster-token=" + n.Cluster,
+		"--listen-metrics-urls=http://127.0.0.1:2381",
+		// A local cluster is disposable; skipping fsync makes etcd (and
+		// so every API write) much faster on laptops and CI disks.
+		"--unsafe-no-fsync=true",
+		"--snapshot-count=10000",
+		"--log-level=warn",
+	}
+}
+
+// APIServer returns kube-apiserver's arguments.
+func APIServer(n *nodeconfig.Node) []string {
+	args := []string{
+		"--advertise-address=" + n.IP,
+		"--bind-address=0.0.0.0",
+		fmt.Sprintf("--secure-port=%d", nodeconfig.APIServerPort),
+		"--etcd-servers=" + EtcdClientURL,
+		"--allow-privileged=true",
+		"--authorization-mode=Node,RBAC",
+		"--enable-admission-plugins=NodeRestriction",
+		"--client-ca-file=" + pki("ca.crt"),
+		"--tls-cert-file=" + pki("apiserver.crt"),
+		"--tls-private-key-file=" + pki("apiserver.key"),
+		"--kubelet-client-certificate=" + pki("apiserver-kubelet-client.crt"),
+		"--kubelet-client-key=" + pki("apiserver-kubelet-client.key"),
+		"--kubelet-preferred-address-types=InternalIP,Hostname",
+		"--service-account-issuer=https://kubernetes.default.svc." + n.ClusterDomain,
+		"--service-account-key-file=" + pki("sa.pub"),
+		"--service-account-signing-key-file=" + pki("sa.key"),
+		"--service-cluster-ip-range=" + n.ServiceSubnet,
+		"--proxy-client-cert-file=" + pki("front-proxy-client.crt"),
+		"--proxy-client-key-file=" + pki("front-proxy-client.key"),
+		"--requestheader-client-ca-file=" + pki("front-proxy-ca.crt"),
+		"--requestheader-allowed-names=front-proxy-client",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-username-headers=X-Remote-User",
+		"--enable-aggregator-routing=true",
+		"--profiling=false",
+	}
+	if fg := FeatureGates(n.FeatureGates); fg != "" {
+		args = append(args, "--feature-gates="+fg)
+	}
+	if rc := joinMap(n.RuntimeConfig); rc != "" {
+		args = append(args, "--runtime-config="+rc)
+	}
+	return args
+}
+
+// ControllerManager returns kube-controller-manager's arguments.
+func ControllerManager(n *nodeconfig.Node) []string {
+	kc := nodeconfig.ControllerManagerKubeconfig
+	args := []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		"--leader-elect=true",
+		"--allocate-node-cidrs=true",
+		"--cluster-cidr=" + n.PodSubnet,
+		"--node-cidr-mask-size=24",
+		"--service-cluster-ip-range=" + n.ServiceSubnet,
+		"--cluster-name=" + n.Cluster,
+		"--cluster-signing-cert-file=" + pki("ca.crt"),
+		"--cluster-signing-key-file=" + pki("ca.key"),
+		"--root-ca-file=" + pki("ca.crt"),
+		"--service-account-private-key-file=" + pki("sa.key"),
+		"--requestheader-client-ca-file=" + pki("front-proxy-ca.crt"),
+		"--use-service-account-credentials=true",
+		"--controllers=*,bootstrapsigner,tokencleaner",
+		"--profiling=false",
+	}
+	if fg := FeatureGates(n.FeatureGates); fg != "" {
+		args = append(args, "--feature-gates="+fg)
+	}
+	return args
+}
+
+// Scheduler returns kube-scheduler's arguments.
+func Scheduler(n *nodeconfig.Node) []string {
+	kc := nodeconfig.SchedulerKubeconfig
+	args := []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		"--leader-elect=true",
+		"--profiling=false",
+	}
+	if fg := FeatureGates(n.FeatureGates); fg != "" {
+		args = append(args, "--feature-gates="+fg)
+	}
+	return args
+}
+
+// Kubelet returns the kubelet's arguments; its configuration file comes
+// from KubeletConfig.
+func Kubelet(n *nodeconfig.Node) []string {
+	args := []string{
+		"--config=" + KubeletConfigPath,
+		"--kubeconfig=" + nodeconfig.KubeletKubeconfig,
+		"--hostname-override=" + n.Name,
+		"--node-ip=" + n.IP,
+	}
+	if labels := NodeLabels(n); labels != "" {
+		args = append(args, "--node-labels="+labels)
+	}
+	return args
+}
+
+// RoleLabel is the label every kubelet registers with; the control plane
+// turns it into node-role.kubernetes.io/<role>, which a kubelet may not
+// set on itself (NodeRestriction).
+const RoleLabel = "berth.dev/role"
+
+// NodeLabels returns the kubelet's --node-labels value.
+func NodeLabels(n *nodeconfig.Node) string {
+	labels := map[string]string{RoleLabel: n.Role}
+	for k, v := range n.Labels {
+		labels[k] = v
+	}
+	return joinMap(labels)
+}
+
+// KubeletConfig returns the kubelet's configuration file.
+func KubeletConfig(n *nodeconfig.Node, cgroupVersion int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+authentication:
+  anonymous:
+    enabled: false
+  webhook:
+    enabled: true
+  x509:
+    clientCAFile: %s
+authorization:
+  mode: Webhook
+cgroupDriver: cgroupfs
+containerRuntimeEndpoint: unix://%s
+clusterDNS:
+- %s
+clusterDomain: %s
+resolvConf: %s
+tlsCertFile: %s
+tlsPrivateKeyFile: %s
+failSwapOn: false
+oomScoreAdj: 0
+serializeImagePulls: false
+imageGCHighThresholdPercent: 100
+evictionHard:
+  nodefs.available: "0%%"
+  nodefs.inodesFree: "0%%"
+  imagefs.available: "0%%"
+healthzBindAddress: 127.0.0.1
+nodeStatusReportFrequency: 10s
+`, pki("ca.crt"), ContainerdSocket, n.DNSServiceIP, n.ClusterDomain, ResolvConf, pki("kubelet.crt"), pki("kubelet.key"))
+	if cgroupVersion == 1 {
+		// v1.36 refuses cgroup v1 unless told otherwise.
+		b.WriteString("failCgroupV1: false\n")
+	}
+	if len(n.FeatureGates) > 0 {
+		b.WriteString("featureGates:\n")
+		for _, k := range sortedKeys(n.FeatureGates) {
+			fmt.Fprintf(&b, "  %s: %t\n", k, n.FeatureGates[k])
+		}
+	}
+	if len(n.Taints) > 0 {
+		b.WriteString("registerWithTaints:\n")
+		for _, t := range n.Taints {
+			key, value, effect := ParseTaint(t)
+			fmt.Fprintf(&b, "- key: %q\n  value: %q\n  effect: %q\n", key, value, effect)
+		}
+	}
+	return b.String()
+}
+
+// ParseTaint splits key=value:Effect (value optional).
+func ParseTaint(t string) (key, value, effect string) {
+	kv, effect, _ := strings.Cut(t, ":")
+	key, value, _ = strings.Cut(kv, "=")
+	return key, value, effect
+}
+
+// KubeProxy returns kube-proxy's arguments.
+func KubeProxy() []string {
+	return []string{"--config=" + KubeProxyConfigPath}
+}
+
+// KubeProxyConfig returns kube-proxy's configuration file.
+func KubeProxyConfig(n *nodeconfig.Node) string {
+	mode := n.KubeProxyMode
+	if mode == "" {
+		mode = "nftables"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection:
+  kubeconfig: %s
+mode: %s
+clusterCIDR: %s
+hostnameOverride: %s
+bindAddress: 0.0.0.0
+metricsBindAddress: 127.0.0.1:10249
+healthzBindAddress: 127.0.0.1:10256
+conntrack:
+  # A node container may not change the host's conntrack table size.
+  maxPerCore: 0
+  tcpEstablishedTimeout: 0s
+  tcpCloseWaitTimeout: 0s
+`, nodeconfig.KubeProxyKubeconfig, mode, n.PodSubnet, n.Name)
+	if len(n.FeatureGates) > 0 {
+		b.WriteString("featureGates:\n")
+		for _, k := range sortedKeys(n.FeatureGates) {
+			fmt.Fprintf(&b, "  %s: %t\n", k, n.FeatureGates[k])
+		}
+	}
+	return b.String()
+}
+
+// ContainerdConfigTOML returns containerd's configuration.
+func ContainerdConfigTOML() string {
+	return fmt.Sprintf(`version = 3
+root = "/var/lib/containerd"
+state = "/run/containerd"
+
+[grpc]
+  address = %q
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+
+[plugins."io.containerd.cri.v1.images".pinned_images]
+  sandbox = %q
+
+[plugins."io.containerd.cri.v1.runtime"]
+  # Without CAP_SYS_RESOURCE a sandbox may not lower its OOM score.
+  restrict_oom_score_adj = true
+  enable_unprivileged_ports = true
+  enable_unprivileged_icmp = true
+
+[plugins."io.containerd.cri.v1.runtime".cni]
+  bin_dirs = [%q]
+  conf_dir = %q
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+  SystemdCgroup = false
+  BinaryName = "/usr/local/bin/runc"
+`, ContainerdSocket, PauseImage, CNIBinDir, CNIConfDir)
+}
+
+// FeatureGates renders gates as Name=bool,... in a stable order.
+func FeatureGates(gates map[string]bool) string {
+	var parts []string
+	for _, k := range sortedKeys(gates) {
+		parts = append(parts, fmt.Sprintf("%s=%t", k, gates[k]))
+	}
+	return strings.Join(parts, ",")
+}
+
+func joinMap(m map[string]string) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,89 @@
+// Package components runs one upstream Kubernetes component (or etcd, or
+// kubectl) in the current process. berth-node is a multicall binary: the
+// supervisor re-executes itself with the component's name as argv[1], and
+// the name selects the entry point here. Every component gets a process of
+// its own, so their process-global state (flags, feature gates, klog,
+// signal handling) never collides.
+package components
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/spf13/cobra"
+	"go.etcd.io/etcd/server/v3/etcdmain"
+	"k8s.io/component-base/cli"
+	"k8s.io/component-base/logs"
+	kubectlcmd "k8s.io/kubectl/pkg/cmd"
+	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
+
+	_ "time/tzdata" // CronJob time zones
+
+	_ "k8s.io/client-go/plugin/pkg/client/auth"
+	_ "k8s.io/component-base/logs/json/register"
+	_ "k8s.io/component-base/metrics/prometheus/clientgo"
+	_ "k8s.io/component-base/metrics/prometheus/version"
+
+	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	proxy "k8s.io/kubernetes/cmd/kube-proxy/app"
+	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
+)
+
+// commands maps a component name to the constructor of its upstream command.
+var commands = map[string]func() *cobra.Command{
+	"kube-apiserver":          apiserver.NewAPIServerCommand,
+	"kube-controller-manager": controllermanager.NewControllerManagerCommand,
+	"kube-scheduler":          func() *cobra.Command { return scheduler.NewSchedulerCommand() },
+	"kubelet":                 func() *cobra.Command { return kubelet.NewKubeletCommand(context.Background()) },
+	"kube-proxy":              proxy.NewProxyCommand,
+}
+
+// Names lists every component this binary can run.
+func Names() []string {
+	names := []string{"etcd", "kubectl"}
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Known reports whether name is a component this binary can run.
+func Known(name string) bool {
+	if name == "etcd" || name == "kubectl" {
+		return true
+	}
+	_, ok := commands[name]
+	return ok
+}
+
+// Run runs component name with args (not including the name) and returns
+// the process exit code.
+func Run(name string, args []string) int {
+	switch name {
+	case "etcd":
+		etcdmain.Main(append([]string{"etcd"}, args...))
+		return 0
+	case "kubectl":
+		os.Args = append([]string{"kubectl"}, args...)
+		logs.GlogSetter(kubectlcmd.GetLogVerbosity(os.Args)) //nolint:errcheck
+		command := kubectlcmd.NewDefaultKubectlCommand()
+		if err := cli.RunNoErrOutput(command); err != nil {
+			kubectlutil.CheckErr(err)
+		}
+		return 0
+	}
+	newCommand, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "berth-node: unknown component %q (known: %v)\n", name, Names())
+		return 2
+	}
+	os.Args = append([]string{name}, args...)
+	command := newCommand()
+	command.SetArgs(args)
+	return cli.Run(command)
+}

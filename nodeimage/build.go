@@ -1,0 +1,247 @@
+// Package nodeimage builds berth's node image from source: a minimal
+// Debian root filesystem (debootstrap, from the host's own apt mirror),
+// the node binary and every runtime component compiled with the host's Go
+// toolchain at the versions pinned in nodeimage/versions, and the images
+// pods need (pause, CoreDNS) as OCI archives imported at boot. The result
+// goes into the container engine as a single-layer image labelled with a
+// hash of its recipe, so an unchanged recipe is never rebuilt.
+package nodeimage
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/nodeimage/versions"
+)
+
+// recipeVersion changes whenever the way the image is assembled changes
+// in a way the hashed inputs do not show.
+const recipeVersion = "5"
+
+// Store is what the build needs from the container engine.
+type Store interface {
+	ImageLabels(ctx context.Context, ref string) (map[string]string, bool, error)
+	ImportImage(ctx context.Context, rootfs io.Reader, ref string, changes []string) error
+}
+
+// Options configure a build.
+type Options struct {
+	// Image is the reference to build (default versions.NodeImage).
+	Image string
+	// DebianMirror overrides the mirror read from the host's apt sources.
+	DebianMirror string
+	// SourceDir is the berth source tree (holding control/); found from
+	// the working directory when empty.
+	SourceDir string
+	// CacheDir keeps the root filesystem and compiled binaries between
+	// builds (default: the user cache directory's berth folder).
+	CacheDir string
+	// Force rebuilds even when the image's recipe is unchanged.
+	Force bool
+	Log   *slog.Logger
+	// Stage reports progress: stage i (1-based) of n has begun.
+	Stage func(name string, i, n int)
+}
+
+// Result tells what a build did.
+type Result struct {
+	Image   string
+	Recipe  string
+	Skipped bool
+}
+
+func (o *Options) defaults() error {
+	if o.Image == "" {
+		o.Image = versions.NodeImage
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Stage == nil {
+		o.Stage = func(string, int, int) {}
+	}
+	if o.SourceDir == "" {
+		dir, err := FindSourceDir()
+		if err != nil {
+			return err
+		}
+		o.SourceDir = dir
+	}
+	if o.CacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("finding a cache directory: %w", err)
+		}
+		o.CacheDir = filepath.Join(base, "berth")
+	}
+	return os.MkdirAll(o.CacheDir, 0o755)
+}
+
+// FindSourceDir walks up from the working directory to the berth source
+// tree (the directory holding control/go.mod).
+func FindSourceDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "control", "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("building the node image needs the berth source tree: run berth from a checkout, or pass --source DIR")
+		}
+		dir = parent
+	}
+}
+
+// Recipe hashes every input of the image.
+func Recipe(sourceDir, mirror string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "recipe %s\nmirror %s\npackages %s\n", recipeVersion, mirror, strings.Join(Packages, ","))
+	for _, t := range goTools {
+		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)
+	}
+	src, err := sourceHash(sourceDir)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(h, "source %s\n", src)
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// sourceDirs are the parts of the tree that go into berth-node: the
+// control module and the two standard-library-only packages it shares
+// with the CLI through symlinks (control/nodeconfig, control/versions),
+// which keep the two modules' dependency graphs apart.
+var sourceDirs = []string{"control", "cluster/nodeconfig", "nodeimage/versions"}
+
+func sourceHash(root string) (string, error) {
+	h := sha256.New()
+	for _, rel := range sourceDirs {
+		var files []string
+		err := filepath.WalkDir(filepath.Join(root, rel), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			// control/ links to the shared packages; they are hashed
+			// through their own entries.
+			if d.IsDir() || d.Type()&fs.ModeSymlink != 0 || strings.HasSuffix(path, "_test.go") {
+				return nil
+			}
+			files = append(files, path)
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("hashing sources under %s: %w", rel, err)
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return "", err
+			}
+			r, _ := filepath.Rel(root, f)
+			fmt.Fprintf(h, "%s %d\n", r, len(data))
+			h.Write(data)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Build builds the node image unless one with the same recipe exists.
+func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	mirror := opts.DebianMirror
+	if mirror == "" {
+		m, err := MirrorFromAptSources("/")
+		if err != nil {
+			return nil, err
+		}
+		mirror = m
+	}
+	recipe, err := Recipe(opts.SourceDir, mirror)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Image: opts.Image, Recipe: recipe}
+	if !opts.Force {
+		labels, ok, err := store.ImageLabels(ctx, opts.Image)
+		if err != nil {
+			return nil, err
+		}
+		if ok && labels[provider.LabelNodeImage] == recipe {
+			res.Skipped = true
+			return res, nil
+		}
+	}
+	total := 3 + len(goTools) + 1
+	stage := 0
+	next := func(name string) {
+		stage++
+		opts.Log.Info("node image", "stage", fmt.Sprintf("%d/%d", stage, total), "step", name)
+		opts.Stage(name, stage, total)
+	}
+	started := time.Now()
+
+	next("Debian base filesystem (debootstrap " + versions.DebianSuite + ")")
+	rootfs, err := baseRootfs(ctx, opts.CacheDir, mirror, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	bins := map[string]string{}
+	for _, t := range goTools {
+		next("compiling " + t.Name + " " + t.version())
+		path, err := installTool(ctx, opts.CacheDir, t)
+		if err != nil {
+			return nil, err
+		}
+		bins[t.Name] = path
+	}
+	next("compiling berth-node (Kubernetes " + versions.Kubernetes + ", etcd " + versions.Etcd + ")")
+	nodeBin, pauseBin, err := buildControl(ctx, opts.SourceDir, opts.CacheDir)
+	if err != nil {
+		return nil, err
+	}
+	next("assembling pod images (pause, CoreDNS)")
+	images, err := podImages(pauseBin, bins["coredns"])
+	if err != nil {
+		return nil, err
+	}
+	next("importing " + opts.Image + " into Docker")
+	layout := &layout{rootfs: rootfs, nodeBin: nodeBin, bins: bins, images: images}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(layout.write(pw)) }()
+	changes := []string{
+		`ENTRYPOINT ["/usr/local/bin/berth-node"]`,
+		`ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+		`ENV KUBECONFIG=/etc/kubernetes/admin.conf`,
+		`STOPSIGNAL SIGTERM`,
+		fmt.Sprintf(`LABEL %s=%s`, provider.LabelNodeImage, recipe),
+		fmt.Sprintf(`LABEL berth.dev/kubernetes-version=%s`, versions.Kubernetes),
+	}
+	if err := store.ImportImage(ctx, pr, opts.Image, changes); err != nil {
+		pr.CloseWithError(err)
+		return nil, err
+	}
+	opts.Log.Info("node image built", "image", opts.Image, "recipe", recipe, "took", time.Since(started).Round(time.Second))
+	return res, nil
+}
+
+// errNotRoot explains why debootstrap cannot run.
+var errNotRoot = errors.New("building the node image's root filesystem needs root (debootstrap): run `sudo berth build node-image` once")

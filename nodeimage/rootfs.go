@@ -1,0 +1,253 @@
+package nodeimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/berth-dev/berth/nodeimage/ociarchive"
+	"github.com/berth-dev/berth/nodeimage/versions"
+)
+
+// Packages are installed on top of Debian's minbase variant: what the
+// kubelet, kube-proxy (nftables mode), the CNI plugins and runc need.
+var Packages = []string{
+	"ca-certificates", "conntrack", "iproute2", "iptables", "nftables",
+	"libseccomp2", "mount", "util-linux", "procps", "kmod",
+}
+
+// pruned are paths removed from the base to keep the image small.
+var pruned = []string{
+	"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
+	"usr/share/lintian", "usr/share/common-licenses", "var/cache/apt",
+	"var/lib/apt/lists", "var/cache/debconf/templates.dat-old", "var/log",
+}
+
+// baseRootfs returns a cached debootstrap tree, creating it if needed.
+func baseRootfs(ctx context.Context, cacheDir, mirror string, log *slog.Logger) (string, error) {
+	h := sha256.Sum256([]byte(versions.DebianSuite + "|" + mirror + "|" + runtime.GOARCH + "|" + strings.Join(Packages, ",") + "|" + strings.Join(pruned, ",")))
+	dir := filepath.Join(cacheDir, "rootfs-"+hex.EncodeToString(h[:])[:12])
+	if _, err := os.Stat(filepath.Join(dir, ".berth-complete")); err == nil {
+		return dir, nil
+	}
+	if os.Geteuid() != 0 {
+		return "", errNotRoot
+	}
+	if _, err := exec.LookPath("debootstrap"); err != nil {
+		return "", fmt.Errorf("building the node image needs debootstrap: apt-get install debootstrap (or run hack/install-deps.sh)")
+	}
+	tmp := dir + ".tmp"
+	_ = os.RemoveAll(tmp)
+	args := []string{"--variant=minbase", "--include=" + strings.Join(Packages, ","), "--components=main", versions.DebianSuite, tmp, mirror}
+	cmd := exec.CommandContext(ctx, "debootstrap", args...)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	log.Info("running debootstrap", "mirror", mirror)
+	if err := cmd.Run(); err != nil {
+		tail := out.String()
+		if len(tail) > 3000 {
+			tail = tail[len(tail)-3000:]
+		}
+		_ = os.RemoveAll(tmp)
+		return "", fmt.Errorf("debootstrap %s from %s: %w\n%s", versions.DebianSuite, mirror, err, tail)
+	}
+	for _, p := range pruned {
+		_ = os.RemoveAll(filepath.Join(tmp, p))
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".berth-complete"), nil, 0o644); err != nil {
+		return "", err
+	}
+	_ = os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// podImages builds the OCI archives of the images pods run.
+func podImages(pauseBin, corednsBin string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, img := range []struct {
+		file, name, bin, path string
+	}{
+		{"pause.tar", versions.PauseImage, pauseBin, "pause"},
+		{"coredns.tar", versions.CoreDNSImage, corednsBin, "coredns"},
+	} {
+		data, err := os.ReadFile(img.bin)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		err = ociarchive.Write(&buf, ociarchive.Image{
+			Name:       img.name,
+			Entrypoint: []string{"/" + img.path},
+			Files:      []ociarchive.File{{Path: img.path, Mode: 0o755, Data: data}},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("building image %s: %w", img.name, err)
+		}
+		out[img.file] = buf.Bytes()
+	}
+	return out, nil
+}
+
+// layout is the node image's file system: the Debian base plus berth's
+// binaries, symlinks and pod images.
+type layout struct {
+	rootfs  string
+	nodeBin string
+	bins    map[string]string
+	images  map[string][]byte
+}
+
+// nodeSymlinks name the components berth-node also answers to, so that
+// `docker exec NODE kubectl ...` works.
+var nodeSymlinks = []string{"kubectl"}
+
+// emptyDirs exist in every node.
+var emptyDirs = []string{"etc/kubernetes/pki", "etc/cni/net.d", "etc/berth", "etc/containerd", "var/log/berth", "var/lib/kubelet", "opt/berth/images"}
+
+func (l *layout) write(w io.Writer) error {
+	tw := tar.NewWriter(w)
+	if err := writeTree(tw, l.rootfs); err != nil {
+		return fmt.Errorf("packing root filesystem: %w", err)
+	}
+	for _, d := range emptyDirs {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
+			return err
+		}
+	}
+	if err := addFile(tw, "usr/local/bin/berth-node", l.nodeBin); err != nil {
+		return err
+	}
+	for _, s := range nodeSymlinks {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "usr/local/bin/" + s, Linkname: "berth-node", Mode: 0o777}); err != nil {
+			return err
+		}
+	}
+	for _, t := range goTools {
+		if t.Dest == "" {
+			continue
+		}
+		if err := addFile(tw, strings.TrimPrefix(t.Dest, "/")+"/"+t.Name, l.bins[t.Name]); err != nil {
+			return err
+		}
+	}
+	for name, data := range l.images {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "opt/berth/images/" + name, Mode: 0o644, Size: int64(len(data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	return tw.Close()
+}
+
+func addFile(tw *tar.Writer, name, src string) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: st.Size()}); err != nil {
+		return err
+	}
+	_, err = io.Copy(tw, f)
+	return err
+}
+
+// skipContents are directories kept empty in the image: the engine mounts
+// its own there.
+var skipContents = map[string]bool{"dev": true, "proc": true, "sys": true, "run": true, "tmp": true}
+
+// writeTree packs a directory tree, keeping owners, modes, symlinks and
+// hard links.
+func writeTree(tw *tar.Writer, root string) error {
+	links := map[[2]uint64]string{}
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		if rel == ".berth-complete" {
+			return nil
+		}
+		top := strings.SplitN(rel, string(filepath.Separator), 2)[0]
+		if skipContents[top] && rel != top {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		info, err := os.Lstat(path)
+		if err != nil {
+			return err
+		}
+		link := ""
+		if info.Mode()&os.ModeSymlink != 0 {
+			if link, err = os.Readlink(path); err != nil {
+				return err
+			}
+		}
+		if info.Mode()&(os.ModeDevice|os.ModeCharDevice|os.ModeNamedPipe|os.ModeSocket) != 0 {
+			return nil
+		}
+		hdr, err := tar.FileInfoHeader(info, link)
+		if err != nil {
+			return err
+		}
+		hdr.Name = filepath.ToSlash(rel)
+		if info.IsDir() {
+			hdr.Name += "/"
+		}
+		hdr.Uname, hdr.Gname = "", ""
+		if st, ok := info.Sys().(*syscall.Stat_t); ok {
+			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+			if info.Mode().IsRegular() && st.Nlink > 1 {
+				key := [2]uint64{uint64(st.Dev), st.Ino}
+				if first, seen := links[key]; seen {
+					hdr.Typeflag = tar.TypeLink
+					hdr.Linkname = first
+					hdr.Size = 0
+					return tw.WriteHeader(hdr)
+				}
+				links[key] = hdr.Name
+			}
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if info.Mode().IsRegular() {
+			f, err := os.Open(path)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if _, err := io.Copy(tw, f); err != nil {
+				return fmt.Errorf("packing %s: %w", rel, err)
+			}
+		}
+		return nil
+	})
+}

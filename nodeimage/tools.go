@@ -1,0 +1,158 @@
+package nodeimage
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/berth-dev/berth/nodeimage/versions"
+)
+
+// goTool is a binary compiled with `go install module/pkg@version`.
+type goTool struct {
+	Name    string
+	Package string // path@version
+	CGO     bool
+	Tags    string
+	// Dest is the directory inside the node image.
+	Dest string
+}
+
+func (t goTool) version() string {
+	_, v, _ := strings.Cut(t.Package, "@")
+	return v
+}
+
+const cniPlugins = "github.com/containernetworking/plugins/plugins/"
+
+var goTools = []goTool{
+	{Name: "containerd", Package: "github.com/containerd/containerd/v2/cmd/containerd@" + versions.Containerd, Dest: "/usr/local/bin"},
+	{Name: "containerd-shim-runc-v2", Package: "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@" + versions.Containerd, Dest: "/usr/local/bin"},
+	{Name: "ctr", Package: "github.com/containerd/containerd/v2/cmd/ctr@" + versions.Containerd, Dest: "/usr/local/bin"},
+	// containerd gives sandboxes a seccomp profile; runc must support it.
+	{Name: "runc", Package: "github.com/opencontainers/runc@" + versions.Runc, CGO: true, Tags: "seccomp", Dest: "/usr/local/bin"},
+	{Name: "bridge", Package: cniPlugins + "main/bridge@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
+	{Name: "loopback", Package: cniPlugins + "main/loopback@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
+	{Name: "host-local", Package: cniPlugins + "ipam/host-local@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
+	{Name: "portmap", Package: cniPlugins + "meta/portmap@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
+	// CoreDNS runs as a pod, from an image assembled around this binary.
+	{Name: "coredns", Package: "github.com/coredns/coredns@" + versions.CoreDNS},
+}
+
+func goEnv(cgo bool) []string {
+	env := append(os.Environ(), "GOWORK=off", "GOFLAGS=-trimpath", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	if cgo {
+		return append(env, "CGO_ENABLED=1")
+	}
+	return append(env, "CGO_ENABLED=0")
+}
+
+func runGo(ctx context.Context, dir string, env []string, args ...string) error {
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Run(); err != nil {
+		if _, lookErr := exec.LookPath("go"); lookErr != nil {
+			return fmt.Errorf("building the node image needs a Go toolchain (go): install Go 1.26 or newer")
+		}
+		tail := out.String()
+		if len(tail) > 4000 {
+			tail = tail[len(tail)-4000:]
+		}
+		return fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, tail)
+	}
+	return nil
+}
+
+// installTool compiles t once per version into the cache and returns the
+// binary's path.
+func installTool(ctx context.Context, cacheDir string, t goTool) (string, error) {
+	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
+	final := filepath.Join(dir, t.Name+"-"+t.version())
+	if _, err := os.Stat(final); err == nil {
+		return final, nil
+	}
+	gobin, err := os.MkdirTemp(cacheDir, "gobin-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(gobin)
+	args := []string{"install", "-ldflags=-s -w"}
+	if t.Tags != "" {
+		args = append(args, "-tags", t.Tags)
+	}
+	args = append(args, t.Package)
+	env := append(goEnv(t.CGO), "GOBIN="+gobin)
+	if err := runGo(ctx, cacheDir, env, args...); err != nil {
+		if t.CGO && strings.Contains(err.Error(), "seccomp") {
+			return "", fmt.Errorf("compiling %s: %w\n(runc needs libseccomp's headers: apt-get install libseccomp-dev)", t.Name, err)
+		}
+		return "", fmt.Errorf("compiling %s: %w", t.Name, err)
+	}
+	built := filepath.Join(gobin, filepath.Base(strings.SplitN(t.Package, "@", 2)[0]))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(built, final); err != nil {
+		return "", fmt.Errorf("caching %s: %w", t.Name, err)
+	}
+	return final, nil
+}
+
+// buildControl compiles berth-node and pause from the control module.
+func buildControl(ctx context.Context, sourceDir, cacheDir string) (nodeBin, pauseBin string, err error) {
+	src, err := sourceHash(sourceDir)
+	if err != nil {
+		return "", "", err
+	}
+	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	nodeBin = filepath.Join(dir, "berth-node-"+src[:16])
+	pauseBin = filepath.Join(dir, "pause-"+src[:16])
+	k := versions.Kubernetes
+	major, minor := kubeMajorMinor(k)
+	var ldflags []string
+	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
+		ldflags = append(ldflags,
+			"-X "+pkg+".gitVersion="+k,
+			"-X "+pkg+".gitMajor="+major,
+			"-X "+pkg+".gitMinor="+minor,
+			"-X "+pkg+".gitTreeState=clean",
+		)
+	}
+	controlDir := filepath.Join(sourceDir, "control")
+	for _, b := range []struct{ out, pkg, ldflags string }{
+		{nodeBin, "./cmd/berth-node", "-s -w " + strings.Join(ldflags, " ")},
+		{pauseBin, "./cmd/pause", "-s -w"},
+	} {
+		if _, err := os.Stat(b.out); err == nil {
+			continue
+		}
+		tmp := b.out + ".tmp"
+		if err := runGo(ctx, controlDir, goEnv(false), "build", "-ldflags="+b.ldflags, "-o", tmp, b.pkg); err != nil {
+			return "", "", fmt.Errorf("compiling %s: %w", b.pkg, err)
+		}
+		if err := os.Rename(tmp, b.out); err != nil {
+			return "", "", err
+		}
+	}
+	return nodeBin, pauseBin, nil
+}
+
+func kubeMajorMinor(v string) (string, string) {
+	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
+	if len(parts) < 2 {
+		return "", ""
+	}
+	return parts[0], parts[1]
+}
