@@ -83,8 +83,12 @@ func ValidateName(name string) error {
 
 // Validate checks a defaulted configuration. Errors name the field.
 func (c *Cluster) Validate() error {
-	var errs []string
-	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	var errs FieldErrors
+	add := func(format string, a ...any) {
+		msg := fmt.Sprintf(format, a...)
+		field, detail, _ := strings.Cut(msg, ": ")
+		errs = append(errs, FieldError{Field: field, Detail: detail})
+	}
 	if c.APIVersion != APIVersion {
 		add("apiVersion: %q is not supported (use %s)", c.APIVersion, APIVersion)
 	}
@@ -174,9 +178,35 @@ func (c *Cluster) Validate() error {
 		add("networking.kubeProxyMode: %q is not nftables, iptables or none", nw.KubeProxyMode)
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("invalid cluster configuration:\n  %s", strings.Join(errs, "\n  "))
+		return errs
 	}
 	return nil
+}
+
+// FieldError is one problem with one field of the configuration.
+type FieldError struct {
+	Field  string
+	Detail string
+	// Line is the line of the field in the file it came from (0: unknown).
+	Line int
+}
+
+func (e FieldError) String() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Field, e.Detail)
+	}
+	return e.Field + ": " + e.Detail
+}
+
+// FieldErrors is every problem found in a configuration.
+type FieldErrors []FieldError
+
+func (errs FieldErrors) Error() string {
+	lines := make([]string, len(errs))
+	for i, e := range errs {
+		lines[i] = e.String()
+	}
+	return "invalid cluster configuration:\n  " + strings.Join(lines, "\n  ")
 }
 
 // ServiceIP returns the n-th address of the service subnet (1 is the

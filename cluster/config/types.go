@@ -10,13 +10,13 @@ const (
 
 // Cluster describes a cluster to create.
 type Cluster struct {
-	APIVersion    string            `json:"apiVersion,omitempty"`
-	Kind          string            `json:"kind,omitempty"`
-	Name          string            `json:"name,omitempty"`
-	Nodes         []Node            `json:"nodes,omitempty"`
-	Networking    Networking        `json:"networking,omitempty"`
-	FeatureGates  map[string]bool   `json:"featureGates,omitempty"`
-	RuntimeConfig map[string]string `json:"runtimeConfig,omitempty"`
+	APIVersion    string            `json:"apiVersion,omitempty" yaml:"apiVersion,omitempty"`
+	Kind          string            `json:"kind,omitempty" yaml:"kind,omitempty"`
+	Name          string            `json:"name,omitempty" yaml:"name,omitempty"`
+	Nodes         []Node            `json:"nodes,omitempty" yaml:"nodes,omitempty"`
+	Networking    Networking        `json:"networking,omitempty" yaml:"networking,omitempty"`
+	FeatureGates  map[string]bool   `json:"featureGates,omitempty" yaml:"featureGates,omitempty"`
+	RuntimeConfig map[string]string `json:"runtimeConfig,omitempty" yaml:"runtimeConfig,omitempty"`
 }
 
 // Node roles.
@@ -27,38 +27,38 @@ const (
 
 // Node is one node of the cluster.
 type Node struct {
-	Role              string            `json:"role,omitempty"`
-	Image             string            `json:"image,omitempty"`
-	Labels            map[string]string `json:"labels,omitempty"`
-	ExtraPortMappings []PortMapping     `json:"extraPortMappings,omitempty"`
-	ExtraMounts       []Mount           `json:"extraMounts,omitempty"`
+	Role              string            `json:"role,omitempty" yaml:"role,omitempty"`
+	Image             string            `json:"image,omitempty" yaml:"image,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
+	ExtraPortMappings []PortMapping     `json:"extraPortMappings,omitempty" yaml:"extraPortMappings,omitempty"`
+	ExtraMounts       []Mount           `json:"extraMounts,omitempty" yaml:"extraMounts,omitempty"`
 }
 
 // PortMapping publishes a node port on the host.
 type PortMapping struct {
-	ContainerPort int    `json:"containerPort"`
-	HostPort      int    `json:"hostPort,omitempty"`
-	ListenAddress string `json:"listenAddress,omitempty"`
-	Protocol      string `json:"protocol,omitempty"`
+	ContainerPort int    `json:"containerPort" yaml:"containerPort"`
+	HostPort      int    `json:"hostPort,omitempty" yaml:"hostPort,omitempty"`
+	ListenAddress string `json:"listenAddress,omitempty" yaml:"listenAddress,omitempty"`
+	Protocol      string `json:"protocol,omitempty" yaml:"protocol,omitempty"`
 }
 
 // Mount is a host path mounted into a node.
 type Mount struct {
-	HostPath      string `json:"hostPath"`
-	ContainerPath string `json:"containerPath"`
-	ReadOnly      bool   `json:"readOnly,omitempty"`
-	Propagation   string `json:"propagation,omitempty"`
+	HostPath      string `json:"hostPath" yaml:"hostPath"`
+	ContainerPath string `json:"containerPath" yaml:"containerPath"`
+	ReadOnly      bool   `json:"readOnly,omitempty" yaml:"readOnly,omitempty"`
+	Propagation   string `json:"propagation,omitempty" yaml:"propagation,omitempty"`
 }
 
 // Networking configures the cluster network.
 type Networking struct {
-	PodSubnet         string `json:"podSubnet,omitempty"`
-	ServiceSubnet     string `json:"serviceSubnet,omitempty"`
-	APIServerAddress  string `json:"apiServerAddress,omitempty"`
-	APIServerPort     int    `json:"apiServerPort,omitempty"`
-	KubeProxyMode     string `json:"kubeProxyMode,omitempty"`
-	DisableDefaultCNI bool   `json:"disableDefaultCNI,omitempty"`
-	DNSDomain         string `json:"dnsDomain,omitempty"`
+	PodSubnet         string `json:"podSubnet,omitempty" yaml:"podSubnet,omitempty"`
+	ServiceSubnet     string `json:"serviceSubnet,omitempty" yaml:"serviceSubnet,omitempty"`
+	APIServerAddress  string `json:"apiServerAddress,omitempty" yaml:"apiServerAddress,omitempty"`
+	APIServerPort     int    `json:"apiServerPort,omitempty" yaml:"apiServerPort,omitempty"`
+	KubeProxyMode     string `json:"kubeProxyMode,omitempty" yaml:"kubeProxyMode,omitempty"`
+	DisableDefaultCNI bool   `json:"disableDefaultCNI,omitempty" yaml:"disableDefaultCNI,omitempty"`
+	DNSDomain         string `json:"dnsDomain,omitempty" yaml:"dnsDomain,omitempty"`
 }
 
 // Defaults.

@@ -1,0 +1,68 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/nodeimage"
+	"github.com/berth-dev/berth/nodeimage/versions"
+)
+
+func newBuildCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "build", Short: "Build images"}
+	var opts nodeimage.Options
+	node := &cobra.Command{
+		Use:   "node-image",
+		Short: "Build the node image from source",
+		Long: `Build the node image: a minimal Debian root filesystem (debootstrap, from
+the host's apt mirror) plus berth-node, containerd, runc, the CNI plugins and
+CoreDNS, all compiled here at pinned versions. Nothing is pulled from a
+registry. An image whose recipe is unchanged is not rebuilt (--force does).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.Provider(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return buildImage(cmd.Context(), g, p, opts)
+		},
+	}
+	f := node.Flags()
+	f.StringVar(&opts.Image, "image", versions.NodeImage, "image reference to build")
+	f.StringVar(&opts.DebianMirror, "debian-mirror", "", "Debian mirror URL (default: the host's apt sources)")
+	f.StringVar(&opts.SourceDir, "source", "", "berth source tree (default: found from the working directory)")
+	f.StringVar(&opts.CacheDir, "cache-dir", "", "cache for the root filesystem and binaries (default: the user cache directory)")
+	f.BoolVar(&opts.Force, "force", false, "rebuild even if the recipe is unchanged")
+	cmd.AddCommand(node)
+	return cmd
+}
+
+func buildImage(ctx context.Context, g *Globals, p provider.Provider, opts nodeimage.Options) error {
+	status := g.Status()
+	var done func(error)
+	opts.Log = g.Log()
+	opts.Stage = func(name string, i, n int) {
+		if done != nil {
+			done(nil)
+		}
+		done = status.Step(fmt.Sprintf("[%d/%d] %s", i, n, name))
+	}
+	started := time.Now()
+	res, err := nodeimage.Build(ctx, p, opts)
+	if done != nil {
+		done(err)
+	}
+	if err != nil {
+		return fmt.Errorf("building node image: %w", err)
+	}
+	if res.Skipped {
+		fmt.Fprintf(g.ErrOut, "Node image %s is up to date (recipe %s)\n", res.Image, res.Recipe)
+		return nil
+	}
+	fmt.Fprintf(g.ErrOut, "Built node image %s (recipe %s) in %s\n", res.Image, res.Recipe, time.Since(started).Round(time.Second))
+	return nil
+}

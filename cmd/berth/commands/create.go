@@ -1,0 +1,202 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/cluster/config"
+	"github.com/berth-dev/berth/cluster/create"
+	"github.com/berth-dev/berth/cluster/kubeconfig"
+	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/nodeimage"
+	"github.com/berth-dev/berth/nodeimage/versions"
+)
+
+// CreateOptions are the options of `berth create cluster`.
+type CreateOptions struct {
+	*Globals
+	Name       string
+	ConfigFile string
+	Image      string
+	Workers    int
+	Wait       time.Duration
+	Retain     bool
+	Kubeconfig string
+
+	cfg *config.Cluster
+}
+
+func newCreateCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "create", Short: "Create a cluster"}
+	o := &CreateOptions{Globals: g}
+	cluster := &cobra.Command{
+		Use:   "cluster",
+		Short: "Create a local Kubernetes cluster",
+		Long: `Create a cluster of Docker containers running upstream Kubernetes ` + versions.Kubernetes + `.
+
+Without --config the cluster has one node that is both control plane and
+worker. The first run builds the node image from source (several
+minutes); later runs start in seconds. The kubeconfig context
+berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
+		Example: `  berth create cluster
+  berth create cluster --name dev --workers 2
+  berth create cluster --config testdata/three-nodes.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(cmd); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cluster.Flags()
+	addNameFlag(cluster, &o.Name)
+	f.StringVar(&o.ConfigFile, "config", "", "cluster configuration file (berth.dev/v1alpha1 or kind's v1alpha4), - for stdin")
+	f.StringVar(&o.Image, "image", "", "node image for every node (default "+versions.NodeImage+", built when missing)")
+	f.IntVar(&o.Workers, "workers", 0, "add this many worker nodes")
+	f.DurationVar(&o.Wait, "wait", 5*time.Minute, "wait up to this long for nodes Ready and DNS available (0: only for the API server)")
+	f.BoolVar(&o.Retain, "retain", false, "keep the nodes when create fails, for debugging")
+	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file to merge the context into (default $KUBECONFIG or ~/.kube/config)")
+	cmd.AddCommand(cluster)
+	return cmd
+}
+
+// Complete loads the configuration and applies flags over it.
+func (o *CreateOptions) Complete(cmd *cobra.Command) error {
+	cfg := &config.Cluster{}
+	if o.ConfigFile != "" {
+		var r io.Reader
+		if o.ConfigFile == "-" {
+			r = o.In
+		} else {
+			f, err := os.Open(o.ConfigFile)
+			if err != nil {
+				return fmt.Errorf("reading cluster configuration: %w", err)
+			}
+			defer f.Close()
+			r = f
+		}
+		loaded, warnings, err := config.Load(r, o.ConfigFile)
+		if err != nil {
+			return err
+		}
+		for _, w := range warnings {
+			fmt.Fprintf(o.ErrOut, "warning: %s\n", w)
+		}
+		cfg = loaded
+	}
+	if cmd.Flags().Changed("name") || cfg.Name == "" {
+		cfg.Name = o.Name
+	}
+	if len(cfg.Nodes) == 0 {
+		cfg.Nodes = []config.Node{{Role: config.ControlPlaneRole}}
+	}
+	for i := 0; i < o.Workers; i++ {
+		cfg.Nodes = append(cfg.Nodes, config.Node{Role: config.WorkerRole})
+	}
+	if o.Image != "" {
+		for i := range cfg.Nodes {
+			cfg.Nodes[i].Image = o.Image
+		}
+	}
+	cfg.SetDefaults()
+	if o.Kubeconfig == "" {
+		path, err := kubeconfig.DefaultPath()
+		if err != nil {
+			return err
+		}
+		o.Kubeconfig = path
+	}
+	o.cfg = cfg
+	return nil
+}
+
+// Validate checks the options before anything is made.
+func (o *CreateOptions) Validate() error {
+	if o.Workers < 0 {
+		return fmt.Errorf("--workers must not be negative")
+	}
+	if err := config.ValidateName(o.cfg.Name); err != nil {
+		return fmt.Errorf("%w (set it with --name)", err)
+	}
+	return o.cfg.Validate()
+}
+
+// Run creates the cluster.
+func (o *CreateOptions) Run(ctx context.Context) error {
+	p, err := o.Provider(ctx)
+	if err != nil {
+		return err
+	}
+	theme := o.Theme()
+	if !o.Quiet {
+		fmt.Fprintf(o.ErrOut, "Creating cluster %s (%d node(s), Kubernetes %s)\n", theme.Bold.Render(o.cfg.Name), len(o.cfg.Nodes), versions.Kubernetes)
+	}
+	res, err := create.Create(ctx, p, create.Options{
+		Config:         o.cfg,
+		Wait:           o.Wait,
+		Retain:         o.Retain,
+		KubeconfigPath: o.Kubeconfig,
+		EnsureImage:    func(ctx context.Context, image string) error { return ensureImage(ctx, o.Globals, p, image) },
+		Log:            o.Log(),
+		Status:         o.Status(),
+	})
+	if err != nil {
+		return err
+	}
+	if o.Quiet {
+		fmt.Fprintln(o.Out, res.Context)
+		return nil
+	}
+	fmt.Fprintf(o.ErrOut, "\n%s cluster %s is ready in %s: %d node(s), API %s, context %s\n",
+		theme.OK.Render("✓"), theme.Bold.Render(res.Name), res.Took.Round(100*time.Millisecond),
+		len(res.Nodes), res.Server, theme.Accent.Render(res.Context))
+	next := "berth get nodes"
+	if res.Name != config.DefaultName {
+		next += " --name " + res.Name
+	}
+	fmt.Fprintf(o.ErrOut, "  next: %s    (or: kubectl --context %s get pods -A)\n", theme.Bold.Render(next), res.Context)
+	return nil
+}
+
+// ensureImage makes sure image exists. The default node image is built
+// when missing, and rebuilt when berth runs from a source tree whose
+// recipe differs from the image's.
+func ensureImage(ctx context.Context, g *Globals, p provider.Provider, image string) error {
+	labels, ok, err := p.ImageLabels(ctx, image)
+	if err != nil {
+		return err
+	}
+	if image != versions.NodeImage {
+		if !ok {
+			return fmt.Errorf("node image %q is not in Docker: build it with `berth build node-image --image %s`", image, image)
+		}
+		return nil
+	}
+	if ok {
+		src, err := nodeimage.FindSourceDir()
+		if err != nil {
+			return nil // an installed berth uses the image it finds
+		}
+		mirror, err := nodeimage.MirrorFromAptSources("/")
+		if err != nil {
+			return nil
+		}
+		recipe, err := nodeimage.Recipe(src, mirror)
+		if err != nil || labels[provider.LabelNodeImage] == recipe {
+			return nil
+		}
+		fmt.Fprintf(g.ErrOut, "The node image's recipe changed; rebuilding %s\n", image)
+	} else {
+		fmt.Fprintf(g.ErrOut, "Node image %s not found: building it from source (first time: several minutes)\n", image)
+	}
+	return buildImage(ctx, g, p, nodeimage.Options{Image: image})
+}

@@ -1,0 +1,175 @@
+package commands
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/berth-dev/berth/cluster"
+	"github.com/berth-dev/berth/cluster/create"
+	"github.com/berth-dev/berth/cluster/kubeconfig"
+)
+
+func newGetCommand(g *Globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "get", Short: "Show clusters, nodes and kubeconfigs"}
+	var output string
+
+	clusters := &cobra.Command{
+		Use:   "clusters",
+		Short: "List berth clusters",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.Provider(cmd.Context())
+			if err != nil {
+				return err
+			}
+			names, err := cluster.List(cmd.Context(), p)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				if names == nil {
+					names = []string{}
+				}
+				return writeJSON(g.Out, names)
+			}
+			if len(names) == 0 && !g.Quiet {
+				fmt.Fprintln(g.ErrOut, "No clusters. Create one with: berth create cluster")
+			}
+			for _, n := range names {
+				fmt.Fprintln(g.Out, n)
+			}
+			return nil
+		},
+	}
+	clusters.Flags().StringVarP(&output, "output", "o", "", "output format: json")
+
+	var name string
+	nodes := &cobra.Command{
+		Use:   "nodes",
+		Short: "List a cluster's nodes: role, status, version, IP and container state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rows, err := nodeRows(cmd.Context(), g, name)
+			if err != nil {
+				return err
+			}
+			switch output {
+			case "json":
+				return writeJSON(g.Out, rows)
+			case "yaml":
+				data, err := yaml.Marshal(rows)
+				if err != nil {
+					return err
+				}
+				_, err = g.Out.Write(data)
+				return err
+			case "", "wide":
+				return printNodes(g.Out, rows)
+			default:
+				return fmt.Errorf("unknown output format %q: use json, yaml or wide", output)
+			}
+		},
+	}
+	addNameFlag(nodes, &name)
+	nodes.Flags().StringVarP(&output, "output", "o", "", "output format: json, yaml or wide")
+
+	var internal bool
+	kc := &cobra.Command{
+		Use:   "kubeconfig",
+		Short: "Print a cluster's admin kubeconfig",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.Provider(cmd.Context())
+			if err != nil {
+				return err
+			}
+			cfg, err := cluster.Kubeconfig(cmd.Context(), p, name)
+			if err != nil {
+				return err
+			}
+			data, err := kubeconfig.Encode(cfg)
+			if err != nil {
+				return err
+			}
+			_, err = g.Out.Write(data)
+			return err
+		},
+	}
+	addNameFlag(kc, &name)
+	kc.Flags().BoolVar(&internal, "internal", false, "reserved: address the API server by its node IP")
+	_ = kc.Flags().MarkHidden("internal")
+
+	cmd.AddCommand(clusters, nodes, kc)
+	return cmd
+}
+
+// NodeRow is one line of `berth get nodes`.
+type NodeRow struct {
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	Status    string `json:"status"`
+	Version   string `json:"version"`
+	IP        string `json:"ip"`
+	Container string `json:"container"`
+}
+
+func nodeRows(ctx context.Context, g *Globals, name string) ([]NodeRow, error) {
+	p, err := g.Provider(ctx)
+	if err != nil {
+		return nil, err
+	}
+	containers, err := cluster.Nodes(ctx, p, name)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*corev1.Node{}
+	if client, err := cluster.Client(ctx, p, name); err == nil {
+		if list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+			for i := range list.Items {
+				byName[list.Items[i].Name] = &list.Items[i]
+			}
+		}
+	}
+	var rows []NodeRow
+	for _, c := range containers {
+		row := NodeRow{Name: c.Name, Role: c.Role, IP: c.IP, Container: c.State, Status: "Unknown", Version: "-"}
+		if n := byName[c.Name]; n != nil {
+			row.Status = "NotReady"
+			if create.NodeReady(n) {
+				row.Status = "Ready"
+			}
+			if n.Spec.Unschedulable {
+				row.Status += ",SchedulingDisabled"
+			}
+			row.Version = n.Status.NodeInfo.KubeletVersion
+		} else if c.State == "running" {
+			row.Status = "NotRegistered"
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+func printNodes(w io.Writer, rows []NodeRow) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "NAME\tROLE\tSTATUS\tVERSION\tIP\tCONTAINER")
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join([]string{r.Name, r.Role, r.Status, r.Version, r.IP, r.Container}, "\t"))
+	}
+	return tw.Flush()
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

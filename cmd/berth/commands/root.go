@@ -1,0 +1,129 @@
+// Package commands holds berth's cobra command tree. Each command follows
+// kubectl's pattern: an options struct filled from flags (Complete),
+// checked (Validate) and executed (Run), with IO streams injected so
+// every command can be tested without a terminal.
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/cluster/config"
+	"github.com/berth-dev/berth/cluster/progress"
+	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/cluster/provider/docker"
+	"github.com/berth-dev/berth/cmd/berth/ui"
+)
+
+// Streams are a command's standard streams.
+type Streams struct {
+	In     io.Reader
+	Out    io.Writer
+	ErrOut io.Writer
+}
+
+// StdStreams returns the process's streams.
+func StdStreams() Streams { return Streams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr} }
+
+// Globals are the flags every command has.
+type Globals struct {
+	Streams
+	Verbose int
+	Quiet   bool
+	NoColor bool
+}
+
+// Log returns the logger for the chosen verbosity (warnings by default).
+func (g *Globals) Log() *slog.Logger {
+	level := slog.LevelWarn
+	switch {
+	case g.Quiet:
+		level = slog.LevelError
+	case g.Verbose == 1:
+		level = slog.LevelInfo
+	case g.Verbose >= 2:
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(g.ErrOut, &slog.HandlerOptions{Level: level}))
+}
+
+// Theme returns the styles for stderr decoration.
+func (g *Globals) Theme() *ui.Theme { return ui.NewTheme(ui.ColorEnabled(g.ErrOut, g.NoColor)) }
+
+// Status returns the step reporter for long operations (on stderr, so
+// stdout stays data). With --verbose, steps are plain log lines.
+func (g *Globals) Status() progress.Reporter {
+	if g.Verbose > 0 {
+		return &progress.Plain{W: g.ErrOut}
+	}
+	return ui.Reporter(g.ErrOut, g.Theme(), g.Quiet)
+}
+
+// Provider connects to the container engine.
+func (g *Globals) Provider(ctx context.Context) (provider.Provider, error) {
+	return docker.New(ctx, g.Log())
+}
+
+// Version is set at release time with -ldflags.
+var Version = "dev"
+
+// NewRoot builds the command tree.
+func NewRoot(streams Streams) *cobra.Command {
+	g := &Globals{Streams: streams}
+	root := &cobra.Command{
+		Use:   "berth",
+		Short: "Local multi-node Kubernetes clusters in Docker, in seconds",
+		Long: `berth creates real, upstream Kubernetes clusters as Docker containers on
+this machine, and drives the workloads on them with kubectl-style commands.
+
+  berth create cluster            # a one-node cluster named "berth"
+  berth get nodes
+  berth load image myapp:dev
+  berth delete cluster`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+	pf := root.PersistentFlags()
+	pf.CountVarP(&g.Verbose, "verbose", "v", "log more (repeat for debug logs); steps become plain log lines")
+	pf.BoolVarP(&g.Quiet, "quiet", "q", false, "print only results and errors")
+	pf.BoolVar(&g.NoColor, "no-color", false, "never use colour (also: NO_COLOR=1)")
+
+	root.AddCommand(
+		newCreateCommand(g),
+		newDeleteCommand(g),
+		newGetCommand(g),
+		newLoadCommand(g),
+		newBuildCommand(g),
+		newVersionCommand(g),
+	)
+	addWorkloadCommands(root, g)
+	return root
+}
+
+// Execute runs the command line and returns the exit code.
+func Execute(ctx context.Context, streams Streams) int {
+	root := NewRoot(streams)
+	if err := root.ExecuteContext(ctx); err != nil {
+		msg := err.Error()
+		if errors.Is(err, context.Canceled) {
+			msg = "interrupted"
+		}
+		fmt.Fprintf(streams.ErrOut, "%s %s\n", ui.NewTheme(ui.ColorEnabled(streams.ErrOut, false)).Fail.Render("error:"), msg)
+		return 1
+	}
+	return 0
+}
+
+// addNameFlag registers --name (the cluster) with berth's default.
+func addNameFlag(cmd *cobra.Command, name *string) {
+	cmd.Flags().StringVar(name, "name", config.DefaultName, "cluster name")
+}

@@ -1,0 +1,51 @@
+package commands
+
+import (
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/berth-dev/berth/cluster/config"
+	"github.com/berth-dev/berth/cluster/kubeconfig"
+	kubectllike "github.com/berth-dev/berth/kubectl-like"
+)
+
+// addWorkloadCommands adds the kubectl-style commands. They take kubectl's
+// connection flags (--kubeconfig, --context, -n, ...) and, without
+// --context, talk to a berth cluster: the current context if it is one,
+// else berth-berth if it exists, else whatever is current.
+func addWorkloadCommands(root *cobra.Command, g *Globals) {
+	flags := genericclioptions.NewConfigFlags(true)
+	streams := genericiooptions.IOStreams{In: g.In, Out: g.Out, ErrOut: g.ErrOut}
+	for _, cmd := range kubectllike.NewCommands(flags, streams) {
+		flags.AddFlags(cmd.PersistentFlags())
+		cmd.PersistentPreRun = func(*cobra.Command, []string) {
+			if flags.Context == nil || *flags.Context != "" {
+				return
+			}
+			if ctx := defaultContext(flags); ctx != "" {
+				*flags.Context = ctx
+			}
+		}
+		cmd.GroupID = "workloads"
+		root.AddCommand(cmd)
+	}
+	root.AddGroup(&cobra.Group{ID: "workloads", Title: "Workload commands (kubectl-style; any kubeconfig context):"})
+}
+
+func defaultContext(flags *genericclioptions.ConfigFlags) string {
+	raw, err := flags.ToRawKubeConfigLoader().RawConfig()
+	if err != nil {
+		return ""
+	}
+	if strings.HasPrefix(raw.CurrentContext, "berth-") {
+		return raw.CurrentContext
+	}
+	if _, ok := raw.Contexts[kubeconfig.ContextName(config.DefaultName)]; ok {
+		return kubeconfig.ContextName(config.DefaultName)
+	}
+	return ""
+}
+

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: set-up, formatting, vet, unit tests of both modules,
+# then the end-to-end tests against real clusters in Docker.
+# E2E=0 skips the end-to-end tests; E2E_HA=1 adds the 3-control-plane case.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOWORK=off
+hack/install-deps.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^control/nodeconfig/\|^control/versions/'))
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:" >&2
+  echo "$unformatted" >&2
+  exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+(cd control && go vet ./...)
+
+echo "== unit tests"
+go test ./...
+(cd control && go test ./boot/... ./componentconfig/... ./podnet/... ./addons/... ./supervisor/...)
+
+if [ "${E2E:-1}" != 0 ]; then
+  echo "== end-to-end tests (real clusters; the first run builds the node image)"
+  go test -tags e2e -count=1 -timeout 80m -v ./cmd/berth/e2e/
+fi
