@@ -15,6 +15,9 @@ import (
 // LogDir is where every supervised process writes its output.
 const LogDir = "/var/log/berth"
 
+// logDir is LogDir, changeable by tests.
+var logDir = LogDir
+
 // Spec describes one supervised process.
 type Spec struct {
 	// Name is the component name; the log file is LogDir/<Name>.log.
@@ -106,7 +109,7 @@ func describe(ws syscall.WaitStatus) string {
 }
 
 func (p *Process) runOnce() (syscall.WaitStatus, error) {
-	logFile, err := os.OpenFile(filepath.Join(LogDir, p.spec.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(filepath.Join(logDir, p.spec.Name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return 0, fmt.Errorf("opening log: %w", err)
 	}

@@ -24,8 +24,8 @@ type Supervisor struct {
 
 // New starts the child reaper. Call Shutdown to stop everything.
 func New(log *slog.Logger) (*Supervisor, error) {
-	if err := os.MkdirAll(LogDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", LogDir, err)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", logDir, err)
 	}
 	s := &Supervisor{log: log, reaper: newReaper(), stop: make(chan struct{})}
 	go s.reaper.run(s.stop)

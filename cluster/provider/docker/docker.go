@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -205,9 +206,11 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 		}
 		bindings[port] = append(bindings[port], nat.PortBinding{HostIP: pm.ListenAddress, HostPort: hostPort})
 	}
-	mounts := []mount.Mount{
-		{Type: mount.TypeVolume, Source: vol, Target: "/var"},
-		{Type: mount.TypeBind, Source: "/lib/modules", Target: "/lib/modules", ReadOnly: true},
+	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/var"}}
+	// Kernel modules are read by kube-proxy and the CNI plugins when
+	// present; some hosts (VMs with built-in drivers) have none.
+	if _, err := os.Stat("/lib/modules"); err == nil {
+		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: "/lib/modules", Target: "/lib/modules", ReadOnly: true})
 	}
 	for _, m := range spec.Mounts {
 		bm := mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.ContainerPath, ReadOnly: m.ReadOnly}
