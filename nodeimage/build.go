@@ -231,7 +231,6 @@ func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
 		`ENTRYPOINT ["/usr/local/bin/berth-node"]`,
 		`ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
 		`ENV KUBECONFIG=/etc/kubernetes/admin.conf`,
-		`STOPSIGNAL SIGTERM`,
 		fmt.Sprintf(`LABEL %s=%s`, provider.LabelNodeImage, recipe),
 		fmt.Sprintf(`LABEL berth.dev/kubernetes-version=%s`, versions.Kubernetes),
 	}

@@ -122,9 +122,12 @@ func runControlPlane(ctx context.Context, n *nodeconfig.Node, sup *supervisor.Su
 }
 
 func runAgent(ctx context.Context, n *nodeconfig.Node, sup *supervisor.Supervisor, log *slog.Logger) {
-	client, err := clientFor(nodeconfig.KubeletKubeconfig)
+	// The agent reads every Node object. A kubelet may read only its own
+	// (the Node authorizer), while kube-proxy's identity is bound to
+	// system:node-proxier, which may list and watch nodes: reuse it.
+	client, err := clientFor(nodeconfig.KubeProxyKubeconfig)
 	if err != nil {
-		log.Error("loading kubelet kubeconfig", "err", err)
+		log.Error("loading kube-proxy kubeconfig", "err", err)
 		return
 	}
 	agent := &podnet.Agent{

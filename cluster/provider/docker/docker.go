@@ -236,7 +236,10 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 	} else {
 		host.CapAdd = []string{"ALL"}
 		host.CapDrop = []string{"SYS_RESOURCE"}
-		host.SecurityOpt = append(host.SecurityOpt, "systempaths=unconfined")
+		// The API form of --security-opt systempaths=unconfined: nothing
+		// masked or read-only under /proc and /sys (non-nil and empty).
+		host.MaskedPaths = []string{}
+		host.ReadonlyPaths = []string{}
 		host.Resources.DeviceCgroupRules = []string{"a *:* rwm"}
 	}
 	cfg := &container.Config{

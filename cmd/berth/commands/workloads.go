@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/berth-dev/berth/cluster/config"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
@@ -36,7 +37,13 @@ func addWorkloadCommands(root *cobra.Command, g *Globals) {
 }
 
 func defaultContext(flags *genericclioptions.ConfigFlags) string {
-	raw, err := flags.ToRawKubeConfigLoader().RawConfig()
+	// Read the kubeconfig with a loader of our own: ConfigFlags caches
+	// its loader on first use, and the context must be set before that.
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if flags.KubeConfig != nil && *flags.KubeConfig != "" {
+		rules.ExplicitPath = *flags.KubeConfig
+	}
+	raw, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).RawConfig()
 	if err != nil {
 		return ""
 	}

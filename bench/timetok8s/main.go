@@ -1,0 +1,326 @@
+// Command timetok8s measures berth the way minikube's time-to-k8s
+// benchmark measures kind, k3d and minikube, so the figures compare: the
+// create command itself, then the API server answering, the kubernetes
+// Service present, the kube-dns Service present, a small app Deployment
+// running and answering on its port, and DNS answering from inside that
+// pod. It also records the CPU seconds the whole machine spent during the
+// create (/proc/stat, so node containers count), the delete time, each
+// node container's idle memory and the node image size. It prints
+// medians over -runs runs.
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/berth-dev/berth/cluster/provider/docker"
+)
+
+const helloRef = "berth-bench/hello:1"
+
+func main() {
+	runs := flag.Int("runs", 3, "number of runs (medians are printed)")
+	workers := flag.Int("workers", 0, "worker nodes besides the control plane")
+	berth := flag.String("berth", "bin/berth", "berth binary")
+	idle := flag.Duration("idle", 30*time.Second, "how long the cluster idles before memory is read")
+	flag.Parse()
+	if err := run(*berth, *runs, *workers, *idle); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type sample map[string]float64
+
+var phases = []string{"create command", "API server answering", "kubernetes Service", "kube-dns Service", "app running and answering", "DNS answering in pod", "total (time-to-k8s)", "CPU seconds during create", "delete", "idle MiB control-plane node", "idle MiB worker node"}
+
+func run(berth string, runs, workers int, idle time.Duration) error {
+	ctx := context.Background()
+	p, err := docker.New(ctx, slog.Default())
+	if err != nil {
+		return err
+	}
+	if err := helloImage(ctx, p); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(os.TempDir(), "berth-bench-kubeconfig")
+	os.Setenv("KUBECONFIG", kubeconfig)
+	var samples []sample
+	for i := 1; i <= runs; i++ {
+		s, err := once(ctx, berth, workers, idle, kubeconfig)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i, err)
+		}
+		samples = append(samples, s)
+		fmt.Fprintf(os.Stderr, "run %d: total %.2fs, create %.2fs, delete %.2fs\n", i, s["total (time-to-k8s)"], s["create command"], s["delete"])
+	}
+	fmt.Printf("berth time-to-k8s, %d node(s) (1 control plane, %d workers), median of %d runs, %d cores\n", 1+workers, workers, runs, numCPU())
+	for _, ph := range phases {
+		var vals []float64
+		for _, s := range samples {
+			if v, ok := s[ph]; ok {
+				vals = append(vals, v)
+			}
+		}
+		if len(vals) == 0 {
+			continue
+		}
+		unit := "s"
+		if strings.HasPrefix(ph, "idle MiB") {
+			unit = " MiB"
+		}
+		fmt.Printf("  %-30s %8.2f%s   (runs: %s)\n", ph, median(vals), unit, join(vals))
+	}
+	if size, err := imageSize(); err == nil {
+		fmt.Printf("  %-30s %8.0f MB\n", "node image (unpacked)", size/1e6)
+	}
+	return nil
+}
+
+func once(ctx context.Context, berth string, workers int, idle time.Duration, kubeconfig string) (sample, error) {
+	s := sample{}
+	name := "bench"
+	cpu0 := busyCPU()
+	start := time.Now()
+	args := []string{"create", "cluster", "--name", name, "--wait", "0", "-q"}
+	if workers > 0 {
+		args = append(args, "--workers", strconv.Itoa(workers))
+	}
+	if out, err := exec.Command(berth, args...).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("create: %v: %s", err, out)
+	}
+	defer exec.Command(berth, "delete", "cluster", "--name", name).Run()
+	s["create command"] = since(start)
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, &clientcmd.ConfigOverrides{CurrentContext: "berth-" + name}).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	client := kubernetes.NewForConfigOrDie(cfg)
+	wait := func(phase string, check func() bool) error {
+		deadline := time.Now().Add(3 * time.Minute)
+		for !check() {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s: timed out", phase)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		s[phase] = since(start)
+		return nil
+	}
+	if err := wait("API server answering", func() bool {
+		_, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, svc := range []struct{ phase, ns, name string }{{"kubernetes Service", "default", "kubernetes"}, {"kube-dns Service", "kube-system", "kube-dns"}} {
+		if err := wait(svc.phase, func() bool {
+			_, err := client.CoreV1().Services(svc.ns).Get(ctx, svc.name, metav1.GetOptions{})
+			return err == nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	// The image must be in the nodes before the app can run; loading is
+	// part of the measured path, as pulling is for the peers.
+	if out, err := exec.Command(berth, "load", "image", helloRef, "--name", name, "-q").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("load: %v: %s", err, out)
+	}
+	port, nodeIP, err := deploy(ctx, client, name)
+	if err != nil {
+		return nil, err
+	}
+	httpc := &http.Client{Timeout: time.Second}
+	if err := wait("app running and answering", func() bool {
+		resp, err := httpc.Get(fmt.Sprintf("http://%s:%d/", nodeIP, port))
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}); err != nil {
+		return nil, err
+	}
+	pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+	if err != nil || len(pods.Items) == 0 {
+		return nil, fmt.Errorf("finding the app pod: %v", err)
+	}
+	pod := pods.Items[0]
+	if err := wait("DNS answering in pod", func() bool {
+		out, err := exec.Command(berth, "kubectl", "--context", "berth-"+name, "--", "exec", pod.Name, "--", "/hello", "lookup", "hello.default.svc.cluster.local").CombinedOutput()
+		return err == nil && len(bytes.TrimSpace(out)) > 0
+	}); err != nil {
+		return nil, err
+	}
+	s["total (time-to-k8s)"] = s["DNS answering in pod"]
+	s["CPU seconds during create"] = busyCPU() - cpu0
+
+	time.Sleep(idle)
+	for node, mib := range memory(name) {
+		if strings.Contains(node, "control-plane") {
+			s["idle MiB control-plane node"] = mib
+		} else {
+			s["idle MiB worker node"] = mib
+		}
+	}
+	del := time.Now()
+	if out, err := exec.Command(berth, "delete", "cluster", "--name", name, "-q").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("delete: %v: %s", err, out)
+	}
+	s["delete"] = since(del)
+	return s, nil
+}
+
+func deploy(ctx context.Context, client kubernetes.Interface, cluster string) (int32, string, error) {
+	labels := map[string]string{"app": "hello"}
+	one := int32(1)
+	_, err := client.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "hello", Image: helloRef, ImagePullPolicy: corev1.PullNever}}},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return 0, "", err
+	}
+	svc, err := client.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return 0, "", err
+	}
+	out, err := exec.Command("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", cluster+"-control-plane").Output()
+	if err != nil {
+		return 0, "", err
+	}
+	return svc.Spec.Ports[0].NodePort, strings.TrimSpace(string(out)), nil
+}
+
+func helloImage(ctx context.Context, p *docker.Provider) error {
+	bin := filepath.Join(os.TempDir(), "berth-bench-hello")
+	build := exec.Command("go", "build", "-o", bin, "./testdata/hello")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOWORK=off")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building hello: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	_ = tw.WriteHeader(&tar.Header{Name: "hello", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg})
+	_, _ = tw.Write(data)
+	_ = tw.Close()
+	return p.ImportImage(ctx, &buf, helloRef, []string{`ENTRYPOINT ["/hello"]`})
+}
+
+// busyCPU returns the machine's non-idle CPU seconds so far.
+func busyCPU() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	fields := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])[1:]
+	var busy float64
+	for i, f := range fields {
+		v, _ := strconv.ParseFloat(f, 64)
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		busy += v
+	}
+	return busy / 100 // USER_HZ
+}
+
+// memory reads each node container's memory use as docker stats shows it.
+func memory(cluster string) map[string]float64 {
+	out, err := exec.Command("docker", "stats", "--no-stream", "--format", "{{json .}}").Output()
+	if err != nil {
+		return nil
+	}
+	res := map[string]float64{}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var row struct{ Name, MemUsage string }
+		if err := dec.Decode(&row); err == io.EOF || err != nil {
+			break
+		}
+		if !strings.HasPrefix(row.Name, cluster+"-") {
+			continue
+		}
+		used := strings.TrimSpace(strings.SplitN(row.MemUsage, "/", 2)[0])
+		res[row.Name] = parseMiB(used)
+	}
+	return res
+}
+
+func parseMiB(s string) float64 {
+	units := map[string]float64{"KiB": 1.0 / 1024, "MiB": 1, "GiB": 1024, "B": 1.0 / 1024 / 1024}
+	for _, u := range []string{"KiB", "MiB", "GiB", "B"} {
+		if strings.HasSuffix(s, u) {
+			v, _ := strconv.ParseFloat(strings.TrimSuffix(s, u), 64)
+			return v * units[u]
+		}
+	}
+	return 0
+}
+
+func imageSize() (float64, error) {
+	out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Size}}", "berth/node:v1.36.3").Output()
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+}
+
+func since(t time.Time) float64 { return time.Since(t).Seconds() }
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func join(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func numCPU() int {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	return strings.Count(string(data), "processor\t:")
+}
