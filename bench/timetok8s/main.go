@@ -202,7 +202,7 @@ func deploy(ctx context.Context, client kubernetes.Interface, cluster string) (i
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "hello", Image: helloRef, ImagePullPolicy: corev1.PullNever}}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "hello", Image: helloRef, ImagePullPolicy: corev1.PullNever}}},
 			},
 		},
 	}, metav1.CreateOptions{})

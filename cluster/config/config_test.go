@@ -32,11 +32,11 @@ func TestNodeNames(t *testing.T) {
 
 func TestValidateNamesTheField(t *testing.T) {
 	cases := map[string]func(*Cluster){
-		"networking.podSubnet":                   func(c *Cluster) { c.Networking.PodSubnet = "10.244.0.0" },
+		"networking.podSubnet":                    func(c *Cluster) { c.Networking.PodSubnet = "10.244.0.0" },
 		"networking.serviceSubnet: 10.244.0.0/20": func(c *Cluster) { c.Networking.ServiceSubnet = "10.244.0.0/20" },
-		"nodes[1].role":                          func(c *Cluster) { c.Nodes = append(c.Nodes, Node{Role: "boss"}) },
-		"nodes: a cluster needs":                 func(c *Cluster) { c.Nodes = []Node{{Role: WorkerRole}} },
-		"networking.kubeProxyMode":               func(c *Cluster) { c.Networking.KubeProxyMode = "ipvs" },
+		"nodes[1].role":                           func(c *Cluster) { c.Nodes = append(c.Nodes, Node{Role: "boss"}) },
+		"nodes: a cluster needs":                  func(c *Cluster) { c.Nodes = []Node{{Role: WorkerRole}} },
+		"networking.kubeProxyMode":                func(c *Cluster) { c.Networking.KubeProxyMode = "ipvs" },
 		"nodes[0].extraPortMappings[1].hostPort": func(c *Cluster) {
 			c.Nodes[0].ExtraPortMappings = []PortMapping{{ContainerPort: 80, HostPort: 8080}, {ContainerPort: 81, HostPort: 8080}}
 		},

@@ -9,9 +9,9 @@ import (
 	"sort"
 	"time"
 
-	"github.com/berth-dev/berth/control/nodeconfig"
 	"github.com/berth-dev/berth/control/addons"
 	cc "github.com/berth-dev/berth/control/componentconfig"
+	"github.com/berth-dev/berth/control/nodeconfig"
 	"github.com/berth-dev/berth/control/supervisor"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"

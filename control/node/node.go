@@ -15,9 +15,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berth-dev/berth/control/nodeconfig"
 	"github.com/berth-dev/berth/control/boot"
 	cc "github.com/berth-dev/berth/control/componentconfig"
+	"github.com/berth-dev/berth/control/nodeconfig"
 	"github.com/berth-dev/berth/control/podnet"
 	"github.com/berth-dev/berth/control/supervisor"
 	"k8s.io/client-go/kubernetes"

@@ -146,7 +146,7 @@ func Write(w io.Writer, img Image) error {
 			Digest:    digest(manifestBlob),
 			Size:      int64(len(manifestBlob)),
 			Annotations: map[string]string{
-				"io.containerd.image.name":         img.Name,
+				"io.containerd.image.name":          img.Name,
 				"org.opencontainers.image.ref.name": img.Name,
 			},
 			Platform: map[string]string{"architecture": arch, "os": "linux"},

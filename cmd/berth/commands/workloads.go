@@ -55,4 +55,3 @@ func defaultContext(flags *genericclioptions.ConfigFlags) string {
 	}
 	return ""
 }
-

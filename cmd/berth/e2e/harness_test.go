@@ -75,7 +75,11 @@ func berthIn(t *testing.T, stdin io.Reader, args ...string) (string, error) {
 	cmd.Stderr = &stderr
 	started := time.Now()
 	err := cmd.Run()
-	t.Logf("berth %s (%s)\n%s%s", strings.Join(args, " "), time.Since(started).Round(10*time.Millisecond), stdout.String(), stderr.String())
+	shown := stdout.String()
+	if strings.Contains(shown, "client-key-data") {
+		shown = "(kubeconfig with credentials, not logged)\n"
+	}
+	t.Logf("berth %s (%s)\n%s%s", strings.Join(args, " "), time.Since(started).Round(10*time.Millisecond), shown, stderr.String())
 	if err != nil {
 		return stdout.String(), fmt.Errorf("berth %s: %w: %s", strings.Join(args, " "), err, stderr.String())
 	}
