@@ -40,6 +40,18 @@ func List(ctx context.Context, p provider.Provider) ([]string, error) {
 	return names, nil
 }
 
+// KubernetesNodes returns the names of the containers that are Kubernetes
+// nodes (not the API load balancer).
+func KubernetesNodes(nodes []provider.Node) []string {
+	var names []string
+	for _, n := range nodes {
+		if n.Role != provider.RoleLoadBalancer {
+			names = append(names, n.Name)
+		}
+	}
+	return names
+}
+
 // Nodes returns a cluster's node containers, or ErrNotFound.
 func Nodes(ctx context.Context, p provider.Provider, name string) ([]provider.Node, error) {
 	nodes, err := p.ListNodes(ctx, name)
@@ -69,9 +81,18 @@ func Kubeconfig(ctx context.Context, p provider.Provider, name string) (*clientc
 	if err != nil {
 		return nil, err
 	}
-	cp, err := apiServerNode(nodes)
+	api, err := apiServerNode(nodes)
 	if err != nil {
 		return nil, err
+	}
+	var cp *provider.Node
+	for i := range nodes {
+		if nodes[i].Role == nodeconfig.RoleControlPlane && (cp == nil || nodes[i].State == "running" && cp.State != "running") {
+			cp = &nodes[i]
+		}
+	}
+	if cp == nil {
+		return nil, fmt.Errorf("cluster %q has no control-plane node", name)
 	}
 	data, err := p.ReadFile(ctx, cp.Name, nodeconfig.AdminKubeconfig)
 	if err != nil {
@@ -93,7 +114,7 @@ func Kubeconfig(ctx context.Context, p provider.Provider, name string) (*clientc
 	if cl == nil || user == nil {
 		return nil, fmt.Errorf("the admin kubeconfig of %s is incomplete", cp.Name)
 	}
-	server := "https://" + net.JoinHostPort(cp.Labels[provider.LabelAPIServerAddr], cp.Labels[provider.LabelAPIServerPort])
+	server := "https://" + net.JoinHostPort(api.Labels[provider.LabelAPIServerAddr], api.Labels[provider.LabelAPIServerPort])
 	return kubeconfig.Build(ctxName, server, cl.CertificateAuthorityData, user.ClientCertificateData, user.ClientKeyData), nil
 }
 

@@ -218,8 +218,8 @@ func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	next("assembling pod images (pause, CoreDNS)")
-	images, err := podImages(pauseBin, bins["coredns"])
+	next("assembling pod images (pause, CoreDNS, storage)")
+	images, err := podImages(rootfs, pauseBin, bins)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,9 @@ import (
 var Packages = []string{
 	"ca-certificates", "conntrack", "iproute2", "iptables", "nftables",
 	"libseccomp2", "mount", "util-linux", "procps", "kmod",
+	// Not used by the node itself: the storage helper image is built
+	// from its binary.
+	"busybox-static",
 }
 
 // pruned are paths removed from the base to keep the image small.
@@ -77,29 +80,50 @@ func baseRootfs(ctx context.Context, cacheDir, mirror string, log *slog.Logger) 
 	return dir, nil
 }
 
+// busyboxApplets are linked in the storage helper image: what the
+// provisioner's setup and teardown scripts run.
+var busyboxApplets = []string{"sh", "mkdir", "rm", "rmdir", "ls", "cat", "echo", "chmod", "chown", "test", "[", "sleep", "du", "find"}
+
 // podImages builds the OCI archives of the images pods run.
-func podImages(pauseBin, corednsBin string) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	for _, img := range []struct {
-		file, name, bin, path string
+func podImages(rootfs, pauseBin string, bins map[string]string) (map[string][]byte, error) {
+	read := func(path string) ([]byte, error) { return os.ReadFile(path) }
+	pause, err := read(pauseBin)
+	if err != nil {
+		return nil, err
+	}
+	coredns, err := read(bins["coredns"])
+	if err != nil {
+		return nil, err
+	}
+	storage, err := read(bins["local-path-provisioner"])
+	if err != nil {
+		return nil, err
+	}
+	busybox, err := read(filepath.Join(rootfs, "bin/busybox"))
+	if err != nil {
+		return nil, fmt.Errorf("the base filesystem lacks busybox: %w", err)
+	}
+	helper := []ociarchive.File{{Path: "bin/busybox", Mode: 0o755, Data: busybox}}
+	for _, a := range busyboxApplets {
+		helper = append(helper, ociarchive.File{Path: "bin/" + a, Link: "busybox"})
+	}
+	path := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	images := []struct {
+		file string
+		img  ociarchive.Image
 	}{
-		{"pause.tar", versions.PauseImage, pauseBin, "pause"},
-		{"coredns.tar", versions.CoreDNSImage, corednsBin, "coredns"},
-	} {
-		data, err := os.ReadFile(img.bin)
-		if err != nil {
-			return nil, err
-		}
+		{"pause.tar", ociarchive.Image{Name: versions.PauseImage, Entrypoint: []string{"/pause"}, Files: []ociarchive.File{{Path: "pause", Mode: 0o755, Data: pause}}}},
+		{"coredns.tar", ociarchive.Image{Name: versions.CoreDNSImage, Entrypoint: []string{"/coredns"}, Files: []ociarchive.File{{Path: "coredns", Mode: 0o755, Data: coredns}}}},
+		{"local-path-provisioner.tar", ociarchive.Image{Name: versions.StorageImage, Env: path, Entrypoint: []string{"/usr/bin/local-path-provisioner"}, Files: []ociarchive.File{{Path: "usr/bin/local-path-provisioner", Mode: 0o755, Data: storage}}}},
+		{"busybox.tar", ociarchive.Image{Name: versions.HelperImage, Env: path, Cmd: []string{"sh"}, Files: helper}},
+	}
+	out := map[string][]byte{}
+	for _, i := range images {
 		var buf bytes.Buffer
-		err = ociarchive.Write(&buf, ociarchive.Image{
-			Name:       img.name,
-			Entrypoint: []string{"/" + img.path},
-			Files:      []ociarchive.File{{Path: img.path, Mode: 0o755, Data: data}},
-		})
-		if err != nil {
-			return nil, fmt.Errorf("building image %s: %w", img.name, err)
+		if err := ociarchive.Write(&buf, i.img); err != nil {
+			return nil, fmt.Errorf("building image %s: %w", i.img.Name, err)
 		}
-		out[img.file] = buf.Bytes()
+		out[i.file] = buf.Bytes()
 	}
 	return out, nil
 }

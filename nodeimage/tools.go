@@ -42,6 +42,8 @@ var goTools = []goTool{
 	{Name: "portmap", Package: cniPlugins + "meta/portmap@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
 	// CoreDNS runs as a pod, from an image assembled around this binary.
 	{Name: "coredns", Package: "github.com/coredns/coredns@" + versions.CoreDNS},
+	// The default StorageClass's provisioner, also run from an image.
+	{Name: "local-path-provisioner", Package: "github.com/rancher/local-path-provisioner@" + versions.LocalPath},
 }
 
 func goEnv(cgo bool) []string {

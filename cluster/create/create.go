@@ -168,6 +168,17 @@ type clusterPlan struct {
 	network *provider.Network
 	apiPort int
 	nodes   []plannedNode
+	// helpers are containers that are not nodes (the API load balancer).
+	helpers []provider.NodeSpec
+}
+
+// publishAPI makes spec publish the API server port on the host.
+func publishAPI(spec *provider.NodeSpec, cfg *config.Cluster, port int) {
+	spec.Ports = append(spec.Ports, provider.PortMapping{ListenAddress: cfg.Networking.APIServerAddress, HostPort: port, ContainerPort: nodeconfig.APIServerPort, Protocol: "tcp"})
+	spec.Labels = map[string]string{
+		provider.LabelAPIServerPort: strconv.Itoa(port),
+		provider.LabelAPIServerAddr: hostAddress(cfg.Networking.APIServerAddress),
+	}
 }
 
 func (p *clusterPlan) names() []string {
@@ -213,7 +224,31 @@ func planCluster(ctx context.Context, p provider.Provider, cfg *config.Cluster, 
 		}
 	}
 	endpoint := fmt.Sprintf("https://%s:%d", cpIPs[0], nodeconfig.APIServerPort)
-	sans, sanIPs := pki.APIServerSANs(cfg.Networking.DNSDomain, cfg.ServiceIP(1), cpIPs, []string{cfg.Networking.APIServerAddress})
+	// Several control planes sit behind a load balancer container: the
+	// host's kubeconfig, the kubelets and kube-proxy reach the API through
+	// it, so losing one control-plane node goes unnoticed.
+	var lb *provider.NodeSpec
+	sanIPsExtra := []net.IP{}
+	if len(cpIPs) > 1 {
+		lbIP := dockerprovider.NodeIP(plan.network, len(cfg.Nodes))
+		endpoint = fmt.Sprintf("https://%s:%d", lbIP, nodeconfig.APIServerPort)
+		sanIPsExtra = append(sanIPsExtra, lbIP)
+		var backends []string
+		for _, ip := range cpIPs {
+			backends = append(backends, fmt.Sprintf("%s:%d", ip, nodeconfig.APIServerPort))
+		}
+		lb = &provider.NodeSpec{
+			Name:    cfg.Name + "-" + provider.RoleLoadBalancer,
+			Cluster: cfg.Name,
+			Role:    provider.RoleLoadBalancer,
+			Image:   cfg.Nodes[0].Image,
+			Network: plan.network.Name,
+			IP:      lbIP,
+			Helper:  true,
+			Args:    []string{"loadbalancer", "--listen", fmt.Sprintf(":%d", nodeconfig.APIServerPort), "--backends", strings.Join(backends, ",")},
+		}
+	}
+	sans, sanIPs := pki.APIServerSANs(cfg.Networking.DNSDomain, cfg.ServiceIP(1), append(cpIPs, sanIPsExtra...), []string{cfg.Networking.APIServerAddress})
 	hasWorkers := false
 	for _, n := range cfg.Nodes {
 		hasWorkers = hasWorkers || n.Role == config.WorkerRole
@@ -260,15 +295,15 @@ func planCluster(ctx context.Context, p provider.Provider, cfg *config.Cluster, 
 		for _, m := range n.ExtraMounts {
 			spec.Mounts = append(spec.Mounts, provider.Mount{HostPath: m.HostPath, ContainerPath: m.ContainerPath, ReadOnly: m.ReadOnly, Propagation: m.Propagation})
 		}
-		if n.Role == config.ControlPlaneRole && first {
+		if n.Role == config.ControlPlaneRole && first && lb == nil {
 			first = false
-			spec.Ports = append(spec.Ports, provider.PortMapping{ListenAddress: cfg.Networking.APIServerAddress, HostPort: plan.apiPort, ContainerPort: nodeconfig.APIServerPort, Protocol: "tcp"})
-			spec.Labels = map[string]string{
-				provider.LabelAPIServerPort: strconv.Itoa(plan.apiPort),
-				provider.LabelAPIServerAddr: hostAddress(cfg.Networking.APIServerAddress),
-			}
+			publishAPI(&spec, cfg, plan.apiPort)
 		}
 		plan.nodes = append(plan.nodes, plannedNode{spec: spec, node: nc})
+	}
+	if lb != nil {
+		publishAPI(lb, cfg, plan.apiPort)
+		plan.helpers = append(plan.helpers, *lb)
 	}
 	return plan, nil
 }
@@ -293,13 +328,17 @@ func startNodes(ctx context.Context, p provider.Provider, plan *clusterPlan) err
 	if err := p.CreateNode(ctx, plan.nodes[0].spec); err != nil {
 		return err
 	}
+	specs := append([]provider.NodeSpec(nil), plan.helpers...)
+	for _, n := range plan.nodes[1:] {
+		specs = append(specs, n.spec)
+	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(plan.nodes))
-	for i := 1; i < len(plan.nodes); i++ {
+	errs := make([]error, len(specs))
+	for i := range specs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = p.CreateNode(ctx, plan.nodes[i].spec)
+			errs[i] = p.CreateNode(ctx, specs[i])
 		}()
 	}
 	wg.Wait()

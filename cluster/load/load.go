@@ -10,6 +10,8 @@ import (
 	"io"
 	"sync"
 
+	"github.com/distribution/reference"
+
 	"github.com/berth-dev/berth/cluster/provider"
 )
 
@@ -23,6 +25,7 @@ func Images(ctx context.Context, p provider.Provider, nodes []string, images []s
 	if len(nodes) == 0 {
 		return fmt.Errorf("no nodes to load into")
 	}
+	ids := map[string]string{}
 	for _, img := range images {
 		id, err := p.ImageID(ctx, img)
 		if err != nil {
@@ -31,13 +34,58 @@ func Images(ctx context.Context, p provider.Provider, nodes []string, images []s
 		if id == "" {
 			return fmt.Errorf("image %q is not in the local Docker engine: build or pull it first (docker images lists what is there)", img)
 		}
+		ids[img] = id
+	}
+	targets, err := nodesLacking(ctx, p, nodes, ids)
+	if err != nil {
+		return err
+	}
+	if len(targets) == 0 {
+		return nil
 	}
 	stream, err := p.SaveImages(ctx, images)
 	if err != nil {
 		return err
 	}
 	defer stream.Close()
-	return Archive(ctx, p, nodes, stream)
+	return Archive(ctx, p, targets, stream)
+}
+
+// hasImageScript exits 0 if containerd has the image's config blob (its
+// digest is Docker's image ID) under the image's name.
+const hasImageScript = `ctr -n k8s.io content get "$1" >/dev/null 2>&1 && ctr -n k8s.io images ls -q | grep -qxF "$2"`
+
+// nodesLacking returns the nodes that do not already have every image
+// with the same digest; the others are skipped.
+func nodesLacking(ctx context.Context, p provider.Provider, nodes []string, ids map[string]string) ([]string, error) {
+	lacking := make([]bool, len(nodes))
+	var wg sync.WaitGroup
+	for i, node := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for img, id := range ids {
+				name, err := reference.ParseNormalizedNamed(img)
+				if err != nil {
+					lacking[i] = true
+					return
+				}
+				full := reference.TagNameOnly(name).String()
+				if p.Exec(ctx, node, nil, nil, "sh", "-c", hasImageScript, "_", id, full) != nil {
+					lacking[i] = true
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var out []string
+	for i, node := range nodes {
+		if lacking[i] {
+			out = append(out, node)
+		}
+	}
+	return out, nil
 }
 
 // Archive imports one image archive (docker save or OCI layout) into

@@ -56,7 +56,15 @@ type NodeSpec struct {
 	Mounts  []Mount
 	Files   []File
 	Labels  map[string]string
+	// Args are passed to the image's entrypoint (berth-node).
+	Args []string
+	// Helper marks a container that is not a Kubernetes node (the API
+	// load balancer): no extra privileges, no /var volume.
+	Helper bool
 }
+
+// RoleLoadBalancer is the role label of a cluster's API load balancer.
+const RoleLoadBalancer = "external-load-balancer"
 
 // Node is a node container as the engine reports it.
 type Node struct {
@@ -86,6 +94,10 @@ type Provider interface {
 	ListNodes(ctx context.Context, cluster string) ([]Node, error)
 	// DeleteCluster removes every container, network and volume of cluster.
 	DeleteCluster(ctx context.Context, cluster string) error
+	// StopCluster stops every container of cluster, keeping all state.
+	StopCluster(ctx context.Context, cluster string) error
+	// StartCluster starts every container of cluster again.
+	StartCluster(ctx context.Context, cluster string) error
 	// ClusterObjects counts what of cluster (or of all clusters, for "")
 	// still exists: containers, networks and volumes.
 	ClusterObjects(ctx context.Context, cluster string) (containers, networks, volumes int, err error)

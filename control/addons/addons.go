@@ -25,11 +25,19 @@ type values struct {
 	ClusterDomain string
 	DNSServiceIP  string
 	CoreDNSImage  string
+	StorageImage  string
+	HelperImage   string
 }
 
 // Render returns every add-on manifest for n, keyed by file name.
 func Render(n *nodeconfig.Node) (map[string][]byte, error) {
-	v := values{ClusterDomain: n.ClusterDomain, DNSServiceIP: n.DNSServiceIP, CoreDNSImage: CoreDNSImage}
+	v := values{
+		ClusterDomain: n.ClusterDomain,
+		DNSServiceIP:  n.DNSServiceIP,
+		CoreDNSImage:  CoreDNSImage,
+		StorageImage:  versions.StorageImage,
+		HelperImage:   versions.HelperImage,
+	}
 	names, err := fs.Glob(manifests, "manifests/*.yaml")
 	if err != nil {
 		return nil, err

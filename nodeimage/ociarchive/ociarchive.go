@@ -22,6 +22,8 @@ type File struct {
 	Path string // inside the image, without leading slash
 	Mode int64
 	Data []byte
+	// Link makes the entry a symbolic link to Link (Data is ignored).
+	Link string
 }
 
 // Image describes an image to write.
@@ -68,6 +70,12 @@ func layer(files []File) (compressed []byte, diffID string, err error) {
 			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d[0] + "/", Mode: 0o755, ModTime: epoch}); err != nil {
 				return nil, "", err
 			}
+		}
+		if f.Link != "" {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: f.Path, Linkname: f.Link, Mode: 0o777, ModTime: epoch}); err != nil {
+				return nil, "", err
+			}
+			continue
 		}
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.Path, Mode: f.Mode, Size: int64(len(f.Data)), ModTime: epoch}); err != nil {
 			return nil, "", err

@@ -13,6 +13,7 @@ const (
 	CNIPlugins  = "v1.9.1"
 	CoreDNS     = "v1.15.0"
 	Etcd        = "v3.6.8" // embedded in berth-node; the version Kubernetes requires
+	LocalPath   = "v0.0.30"
 	DebianSuite = "bookworm"
 )
 
@@ -21,6 +22,10 @@ const (
 const (
 	PauseImage   = "registry.k8s.io/pause:3.10.2"
 	CoreDNSImage = "registry.k8s.io/coredns/coredns:" + CoreDNS
+	StorageImage = "docker.io/rancher/local-path-provisioner:" + LocalPath
+	// HelperImage runs local-path-provisioner's volume setup scripts:
+	// Debian's busybox-static.
+	HelperImage = "docker.io/library/busybox:1.35-berth"
 )
 
 // NodeImage is the default node image reference.

@@ -184,10 +184,6 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
-	vol := volumeName(spec.Name)
-	if _, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: map[string]string{provider.LabelCluster: spec.Cluster}}); err != nil {
-		return fmt.Errorf("creating volume %s: %w", vol, err)
-	}
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}
 	for _, pm := range spec.Ports {
@@ -206,11 +202,18 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 		}
 		bindings[port] = append(bindings[port], nat.PortBinding{HostIP: pm.ListenAddress, HostPort: hostPort})
 	}
-	mounts := []mount.Mount{{Type: mount.TypeVolume, Source: vol, Target: "/var"}}
-	// Kernel modules are read by kube-proxy and the CNI plugins when
-	// present; some hosts (VMs with built-in drivers) have none.
-	if _, err := os.Stat("/lib/modules"); err == nil {
-		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: "/lib/modules", Target: "/lib/modules", ReadOnly: true})
+	var mounts []mount.Mount
+	if !spec.Helper {
+		vol := volumeName(spec.Name)
+		if _, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: map[string]string{provider.LabelCluster: spec.Cluster}}); err != nil {
+			return fmt.Errorf("creating volume %s: %w", vol, err)
+		}
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: vol, Target: "/var"})
+		// Kernel modules are read by kube-proxy and the CNI plugins when
+		// present; some hosts (VMs with built-in drivers) have none.
+		if _, err := os.Stat("/lib/modules"); err == nil {
+			mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: "/lib/modules", Target: "/lib/modules", ReadOnly: true})
+		}
 	}
 	for _, m := range spec.Mounts {
 		bm := mount.Mount{Type: mount.TypeBind, Source: m.HostPath, Target: m.ContainerPath, ReadOnly: m.ReadOnly}
@@ -231,9 +234,12 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		Init:          new(bool),
 	}
-	if privileged {
+	switch {
+	case spec.Helper:
+		host = &container.HostConfig{PortBindings: bindings, RestartPolicy: host.RestartPolicy}
+	case privileged:
 		host.Privileged = true
-	} else {
+	default:
 		host.CapAdd = []string{"ALL"}
 		host.CapDrop = []string{"SYS_RESOURCE"}
 		// The API form of --security-opt systempaths=unconfined: nothing
@@ -250,6 +256,7 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 		ExposedPorts: exposed,
 		Tty:          false,
 		StopSignal:   "SIGTERM",
+		Cmd:          spec.Args,
 	}
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		spec.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: spec.IP.String()}},
@@ -392,6 +399,42 @@ func (p *Provider) DeleteCluster(ctx context.Context, cluster string) error {
 			errs = append(errs, fmt.Errorf("removing volume %s: %w", v.Name, err))
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// StopCluster stops the cluster's containers (SIGTERM: berth-node stops
+// its components in order), in parallel.
+func (p *Provider) StopCluster(ctx context.Context, cluster string) error {
+	timeout := 20
+	return p.eachContainer(ctx, cluster, func(id string) error {
+		return p.api.ContainerStop(ctx, id, container.StopOptions{Timeout: &timeout})
+	})
+}
+
+// StartCluster starts the cluster's containers again, in parallel.
+func (p *Provider) StartCluster(ctx context.Context, cluster string) error {
+	return p.eachContainer(ctx, cluster, func(id string) error {
+		return p.api.ContainerStart(ctx, id, container.StartOptions{})
+	})
+}
+
+func (p *Provider) eachContainer(ctx context.Context, cluster string, fn func(id string) error) error {
+	list, err := p.api.ContainerList(ctx, container.ListOptions{All: true, Filters: clusterFilter(cluster)})
+	if err != nil {
+		return fmt.Errorf("listing containers: %w", err)
+	}
+	errs := make([]error, len(list))
+	var wg sync.WaitGroup
+	for i, c := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(c.ID); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", firstOr(c.Names, c.ID), err)
+			}
+		}()
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -24,6 +24,8 @@ type CreateOptions struct {
 	ConfigFile string
 	Image      string
 	Workers    int
+	// ControlPlanes, when set, is the number of control-plane nodes.
+	ControlPlanes int
 	Wait       time.Duration
 	Retain     bool
 	Kubeconfig string
@@ -62,6 +64,7 @@ berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
 	f.StringVar(&o.ConfigFile, "config", "", "cluster configuration file (berth.dev/v1alpha1 or kind's v1alpha4), - for stdin")
 	f.StringVar(&o.Image, "image", "", "node image for every node (default "+versions.NodeImage+", built when missing)")
 	f.IntVar(&o.Workers, "workers", 0, "add this many worker nodes")
+	f.IntVar(&o.ControlPlanes, "control-planes", 0, "number of control-plane nodes (3 gives an etcd quorum that survives losing one)")
 	f.DurationVar(&o.Wait, "wait", 5*time.Minute, "wait up to this long for nodes Ready and DNS available (0: only for the API server)")
 	f.BoolVar(&o.Retain, "retain", false, "keep the nodes when create fails, for debugging")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file to merge the context into (default $KUBECONFIG or ~/.kube/config)")
@@ -99,6 +102,18 @@ func (o *CreateOptions) Complete(cmd *cobra.Command) error {
 	if len(cfg.Nodes) == 0 {
 		cfg.Nodes = []config.Node{{Role: config.ControlPlaneRole}}
 	}
+	if o.ControlPlanes > 0 {
+		var nodes []config.Node
+		for i := 0; i < o.ControlPlanes; i++ {
+			nodes = append(nodes, config.Node{Role: config.ControlPlaneRole})
+		}
+		for _, n := range cfg.Nodes {
+			if n.Role == config.WorkerRole {
+				nodes = append(nodes, n)
+			}
+		}
+		cfg.Nodes = nodes
+	}
 	for i := 0; i < o.Workers; i++ {
 		cfg.Nodes = append(cfg.Nodes, config.Node{Role: config.WorkerRole})
 	}
@@ -121,8 +136,8 @@ func (o *CreateOptions) Complete(cmd *cobra.Command) error {
 
 // Validate checks the options before anything is made.
 func (o *CreateOptions) Validate() error {
-	if o.Workers < 0 {
-		return fmt.Errorf("--workers must not be negative")
+	if o.Workers < 0 || o.ControlPlanes < 0 {
+		return fmt.Errorf("--workers and --control-planes must not be negative")
 	}
 	if err := config.ValidateName(o.cfg.Name); err != nil {
 		return fmt.Errorf("%w (set it with --name)", err)
@@ -167,36 +182,38 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// ensureImage makes sure image exists. The default node image is built
-// when missing, and rebuilt when berth runs from a source tree whose
-// recipe differs from the image's.
+// ensureImage makes sure image exists: the default node image is built
+// when missing. An existing image is used as it is; when berth runs from a
+// source tree whose recipe differs, a warning says how to rebuild.
 func ensureImage(ctx context.Context, g *Globals, p provider.Provider, image string) error {
 	labels, ok, err := p.ImageLabels(ctx, image)
 	if err != nil {
 		return err
 	}
-	if image != versions.NodeImage {
-		if !ok {
-			return fmt.Errorf("node image %q is not in Docker: build it with `berth build node-image --image %s`", image, image)
+	if ok {
+		if image == versions.NodeImage && nodeImageStale(labels) {
+			fmt.Fprintf(g.ErrOut, "warning: node image %s was built from other sources than this tree's; rebuild it with `berth build node-image`\n", image)
 		}
 		return nil
 	}
-	if ok {
-		src, err := nodeimage.FindSourceDir()
-		if err != nil {
-			return nil // an installed berth uses the image it finds
-		}
-		mirror, err := nodeimage.MirrorFromAptSources("/")
-		if err != nil {
-			return nil
-		}
-		recipe, err := nodeimage.Recipe(src, mirror)
-		if err != nil || labels[provider.LabelNodeImage] == recipe {
-			return nil
-		}
-		fmt.Fprintf(g.ErrOut, "The node image's recipe changed; rebuilding %s\n", image)
-	} else {
-		fmt.Fprintf(g.ErrOut, "Node image %s not found: building it from source (first time: several minutes)\n", image)
+	if image != versions.NodeImage {
+		return fmt.Errorf("node image %q is not in Docker: build it with `berth build node-image --image %s`", image, image)
 	}
+	fmt.Fprintf(g.ErrOut, "Node image %s not found: building it from source (first time: several minutes)\n", image)
 	return buildImage(ctx, g, p, nodeimage.Options{Image: image})
+}
+
+// nodeImageStale reports whether berth runs from a source tree whose node
+// image recipe differs from the image's.
+func nodeImageStale(labels map[string]string) bool {
+	src, err := nodeimage.FindSourceDir()
+	if err != nil {
+		return false
+	}
+	mirror, err := nodeimage.MirrorFromAptSources("/")
+	if err != nil {
+		return false
+	}
+	recipe, err := nodeimage.Recipe(src, mirror)
+	return err == nil && labels[provider.LabelNodeImage] != recipe
 }

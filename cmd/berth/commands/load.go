@@ -25,10 +25,7 @@ func newLoadCommand(g *Globals) *cobra.Command {
 		if err != nil {
 			return nil, err
 		}
-		var all []string
-		for _, n := range nodes {
-			all = append(all, n.Name)
-		}
+		all := cluster.KubernetesNodes(nodes)
 		if nodeList == "" {
 			return all, nil
 		}

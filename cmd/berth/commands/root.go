@@ -85,9 +85,21 @@ this machine, and drives the workloads on them with kubectl-style commands.
   berth create cluster            # a one-node cluster named "berth"
   berth get nodes
   berth load image myapp:dev
-  berth delete cluster`,
+  berth delete cluster
+
+Run berth with no arguments at a terminal for an overview of your clusters.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		PersistentPreRun: func(*cobra.Command, []string) {
+			g.applyColor()
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !ui.Interactive(g.In, g.Out) {
+				return cmd.Help()
+			}
+			return overview(cmd.Context(), g)
+		},
 	}
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
@@ -104,6 +116,8 @@ this machine, and drives the workloads on them with kubectl-style commands.
 		newLoadCommand(g),
 		newBuildCommand(g),
 		newVersionCommand(g),
+		newStopCommand(g),
+		newStartCommand(g),
 	)
 	addWorkloadCommands(root, g)
 	return root
@@ -118,12 +132,28 @@ func Execute(ctx context.Context, streams Streams) int {
 			msg = "interrupted"
 		}
 		fmt.Fprintf(streams.ErrOut, "%s %s\n", ui.NewTheme(ui.ColorEnabled(streams.ErrOut, false)).Fail.Render("error:"), msg)
+		var ambiguous *ui.AmbiguousError
+		if errors.As(err, &ambiguous) {
+			fmt.Fprintf(streams.ErrOut, "  run it at a terminal to pick one, or %s\n", ambiguous.Hint)
+		}
 		return 1
 	}
 	return 0
 }
 
-// addNameFlag registers --name (the cluster) with berth's default.
+// addNameFlag registers --name (the cluster) with berth's default, and
+// its completion with the clusters that exist. Commands that call
+// ResolveCluster use the default only when a cluster "berth" exists or
+// none does.
 func addNameFlag(cmd *cobra.Command, name *string) {
-	cmd.Flags().StringVar(name, "name", config.DefaultName, "cluster name")
+	cmd.Flags().StringVar(name, "name", config.DefaultName, "cluster name (default: \"berth\", else the only cluster, else pick one)")
+	_ = cmd.RegisterFlagCompletionFunc("name", completeClusterNames)
+}
+
+// applyColor honours --no-color everywhere, also in the workload
+// commands that only see NO_COLOR.
+func (g *Globals) applyColor() {
+	if g.NoColor {
+		ui.DisableColor()
+	}
 }

@@ -54,6 +54,15 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "building berth: %v\n%s", err, out)
 		return 1
 	}
+	// The node image must match this tree (a no-op when its recipe is
+	// unchanged; minutes on a fresh machine).
+	image := exec.Command(berthBin, "build", "node-image")
+	image.Dir = repoRoot
+	image.Stdout, image.Stderr = os.Stderr, os.Stderr
+	if err := image.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the node image: %v\n", err)
+		return 1
+	}
 	kubeconfig = filepath.Join(tmp, "kubeconfig")
 	os.Setenv("KUBECONFIG", kubeconfig)
 	return m.Run()

@@ -6,14 +6,17 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/berth-dev/berth/control/components"
+	"github.com/berth-dev/berth/control/loadbalancer"
 	"github.com/berth-dev/berth/control/node"
 )
 
@@ -25,6 +28,9 @@ func main() {
 	}
 	if components.Known(name) {
 		os.Exit(components.Run(name, args))
+	}
+	if len(args) > 0 && args[0] == "loadbalancer" {
+		os.Exit(runLoadBalancer(args[1:]))
 	}
 	if len(args) > 0 && args[0] != "init" {
 		fmt.Fprintf(os.Stderr, "berth-node: unknown command %q; run with no arguments as a node's PID 1, or with one of %v\n", args[0], components.Names())
@@ -38,4 +44,24 @@ func main() {
 		log.Error("node failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+// runLoadBalancer is the API server endpoint of a cluster with several
+// control-plane nodes: berth-node loadbalancer --listen :6443 --backends a:6443,b:6443
+func runLoadBalancer(args []string) int {
+	fs := flag.NewFlagSet("loadbalancer", flag.ContinueOnError)
+	listen := fs.String("listen", ":6443", "address to listen on")
+	backends := fs.String("backends", "", "comma-separated backend addresses")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	lb := &loadbalancer.LB{Listen: *listen, Backends: strings.Split(*backends, ","), Log: log}
+	if err := lb.Run(ctx); err != nil {
+		log.Error("load balancer failed", "err", err)
+		return 1
+	}
+	return 0
 }
