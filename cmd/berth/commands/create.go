@@ -26,9 +26,9 @@ type CreateOptions struct {
 	Workers    int
 	// ControlPlanes, when set, is the number of control-plane nodes.
 	ControlPlanes int
-	Wait       time.Duration
-	Retain     bool
-	Kubeconfig string
+	Wait          time.Duration
+	Retain        bool
+	Kubeconfig    string
 
 	cfg *config.Cluster
 }

@@ -155,6 +155,8 @@ func TestMultiNode(t *testing.T) {
 	}
 	checks("after docker restart")
 
+	workloadCommands(t, name, client)
+
 	mustBerth(t, "delete", "cluster", "--name", name)
 	assertNothingLeft(t, name)
 }
