@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,7 +15,9 @@ import (
 	kubectldrain "k8s.io/kubectl/pkg/cmd/drain"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	kdrain "k8s.io/kubectl/pkg/drain"
+	"k8s.io/kubectl/pkg/util/completion"
 
+	"github.com/berth-dev/berth/cmd/berth/ui"
 	"github.com/berth-dev/berth/kubectl-like/upstream"
 )
 
@@ -26,6 +30,13 @@ type Options struct {
 	Timeout            time.Duration
 	DisableEviction    bool
 	DryRun             cmdutil.DryRunStrategy
+	// Yes skips the confirmation asked at a terminal.
+	Yes bool
+	// explicit is true when the node was named on the command line.
+	explicit bool
+	// Prompt asks a person: the node picker and the confirmation. Without
+	// a terminal it never waits for input.
+	Prompt *ui.Prompt
 
 	// RetryInterval, PollInterval and StatusInterval tune the Evictor.
 	RetryInterval  time.Duration
@@ -44,6 +55,7 @@ func NewOptions(streams genericiooptions.IOStreams) *Options {
 		PollInterval:       time.Second,
 		StatusInterval:     30 * time.Second,
 		IOStreams:          streams,
+		Prompt:             ui.NewPrompt(streams.In, streams.Out, streams.ErrOut, false),
 	}
 }
 
@@ -51,7 +63,7 @@ func NewOptions(streams genericiooptions.IOStreams) *Options {
 func NewCmdDrain(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := NewOptions(streams)
 	cmd := &cobra.Command{
-		Use:   "drain NODE",
+		Use:   "drain [NODE]",
 		Short: "Cordon a node and evict its pods, honouring PodDisruptionBudgets",
 		Long: `Cordon a node, then evict its pods through the Eviction API so that
 PodDisruptionBudgets are honoured.
@@ -64,19 +76,30 @@ leave them), use emptyDir volumes (--delete-emptydir-data) or have no
 controller (--force). Mirror pods of static pods are always left alone.
 
 If --timeout passes (or the command is interrupted) first, the node stays
-cordoned and the command fails, listing the pods still on the node.`,
+cordoned and the command fails, listing the pods still on the node.
+
+Without NODE, a cluster's only node is used; with several, you pick one at a
+terminal. At a terminal the drain shows the pods it will evict and the
+PodDisruptionBudgets that will block it, and asks first (--yes skips the
+question). Without a terminal nothing is asked, and a node that was not
+named is only drained with --yes.`,
 		Example: `  # Drain node berth-worker, leaving DaemonSet pods, for at most 5 minutes
   berth drain berth-worker --ignore-daemonsets --timeout=5m
 
   # Show what a drain would evict without changing anything
   berth drain berth-worker --ignore-daemonsets --dry-run=client`,
-		Args:         cobra.ExactArgs(1),
-		SilenceUsage: true,
+		Args:              cobra.MaximumNArgs(1),
+		SilenceUsage:      true,
+		ValidArgsFunction: completion.ResourceNameCompletionFunc(f, "node"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err
 			}
 			if err := o.Validate(); err != nil {
+				return err
+			}
+			ok, err := o.Confirm(cmd.Context())
+			if err != nil || !ok {
 				return err
 			}
 			return o.Run(cmd.Context())
@@ -90,16 +113,16 @@ cordoned and the command fails, listing the pods still on the node.`,
 	fl.DurationVar(&o.Timeout, "timeout", 0, "Give up after this long (0: wait until done or interrupted). The node stays cordoned.")
 	fl.StringVar(&o.PodSelector, "pod-selector", "", "Only consider pods matching this label selector.")
 	fl.BoolVar(&o.DisableEviction, "disable-eviction", false, "Delete pods directly instead of evicting them; this bypasses PodDisruptionBudgets.")
+	fl.BoolVarP(&o.Yes, "yes", "y", false, "Do not ask for confirmation.")
 	cmdutil.AddDryRunFlag(cmd)
 	return cmd
 }
 
 // Complete fills the options from the command line and the factory.
 func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("exactly one NODE is required, got %d arguments", len(args))
+	if len(args) > 1 {
+		return fmt.Errorf("at most one NODE may be given, got %d arguments", len(args))
 	}
-	o.Node = args[0]
 	var err error
 	if o.DryRun, err = cmdutil.GetDryRunStrategy(cmd); err != nil {
 		return err
@@ -109,7 +132,116 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 			return fmt.Errorf("creating client: %w", err)
 		}
 	}
-	return nil
+	if len(args) == 1 {
+		o.Node, o.explicit = args[0], true
+		return nil
+	}
+	o.Node, err = PickNode(cmd.Context(), o.Client, o.Prompt, "berth drain NODE")
+	return err
+}
+
+// PickNode chooses a node of the cluster when none was named: the only
+// one, or the one a person picks at a terminal. usage is how to name one.
+func PickNode(ctx context.Context, client kubernetes.Interface, prompt *ui.Prompt, usage string) (string, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", fmt.Errorf("listing nodes to pick one: %w", err)
+	}
+	var names []string
+	for _, n := range list.Items {
+		names = append(names, n.Name)
+	}
+	sort.Strings(names)
+	return prompt.Choose(ctx, ui.Choice{What: "node", Candidates: names, Hint: "name it: " + usage})
+}
+
+// Confirm shows what the drain will do and asks, at a terminal. Without
+// one it asks nothing: a node that was named (or --yes) is drained, one
+// that was only picked by default is not. It reports whether to go on.
+func (o *Options) Confirm(ctx context.Context) (bool, error) {
+	if o.Yes || o.DryRun != cmdutil.DryRunNone {
+		return true, nil
+	}
+	if o.Prompt == nil || !o.Prompt.Interactive {
+		if !o.explicit {
+			return false, fmt.Errorf("not draining node %q without confirmation: there is no terminal to ask at; name it (berth drain %s) or pass --yes", o.Node, o.Node)
+		}
+		return true, nil
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	details, err := o.describe(ctx)
+	if err != nil {
+		return false, err
+	}
+	ok, err := o.Prompt.Confirm(ctx, fmt.Sprintf("Drain node %s?", o.Node), details)
+	if err != nil {
+		return false, err
+	}
+	if !ok {
+		fmt.Fprintf(o.ErrOut, "Node %s left as it was.\n", o.Node)
+	}
+	return ok, nil
+}
+
+// describe lists what the drain will do: the pods it evicts, the
+// PodDisruptionBudgets that will hold it up, and what it refuses.
+func (o *Options) describe(ctx context.Context) ([]string, error) {
+	plan, err := BuildPlan(ctx, o.Client, o.Node, o.PodSelector, o.Policy)
+	if err != nil {
+		return nil, err
+	}
+	lines := []string{fmt.Sprintf("node %s will be cordoned: no new pods are scheduled on it", o.Node)}
+	pods := plan.PodsToEvict()
+	verb := "evicted"
+	if o.DisableEviction {
+		verb = "deleted (PodDisruptionBudgets bypassed)"
+	}
+	if len(pods) == 0 {
+		lines = append(lines, "no pods to evict")
+	} else {
+		lines = append(lines, fmt.Sprintf("%d pod(s) will be %s:", len(pods), verb))
+		const shown = 12
+		for i, p := range pods {
+			if i == shown {
+				lines = append(lines, fmt.Sprintf("  ... and %d more", len(pods)-shown))
+				break
+			}
+			lines = append(lines, "  "+p.Namespace+"/"+p.Name)
+		}
+	}
+	if !o.DisableEviction && len(pods) > 0 {
+		pdbs, err := o.Client.PolicyV1().PodDisruptionBudgets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("listing PodDisruptionBudgets: %w", err)
+		}
+		blocking := map[string]string{}
+		var order []string
+		for i := range pods {
+			for _, pdb := range MatchingPDBs(&pods[i], pdbs.Items) {
+				if pdb.Status.DisruptionsAllowed > 0 {
+					continue
+				}
+				key := pdb.Namespace + "/" + pdb.Name
+				if _, ok := blocking[key]; !ok {
+					order = append(order, key)
+					blocking[key] = DescribePDB(&pdb)
+				}
+			}
+		}
+		for _, k := range order {
+			lines = append(lines, "blocked until it allows a disruption: "+blocking[k])
+		}
+	}
+	lines = append(lines, plan.Warnings()...)
+	if err := plan.RefusalError(); err != nil {
+		lines = append(lines, "the drain will fail: "+err.Error())
+	}
+	return lines, nil
 }
 
 // Validate checks the options.
@@ -225,12 +357,36 @@ func (o *Options) stillCordoned(err error) error {
 func NewCmdCordon(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := kubectldrain.NewCmdCordon(f, streams)
 	cmd.SilenceUsage = true
-	return upstream.Rebrand(upstream.Wrap(cmd), "berth")
+	return withNodePicker(upstream.Rebrand(upstream.Wrap(cmd), "berth"), f, streams)
 }
 
 // NewCmdUncordon returns kubectl's uncordon command (mark a node schedulable).
 func NewCmdUncordon(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := kubectldrain.NewCmdUncordon(f, streams)
 	cmd.SilenceUsage = true
-	return upstream.Rebrand(upstream.Wrap(cmd), "berth")
+	return withNodePicker(upstream.Rebrand(upstream.Wrap(cmd), "berth"), f, streams)
+}
+
+// withNodePicker lets cmd (cordon, uncordon) run without NODE: without
+// --selector either, the cluster's only node is used, or a person picks
+// one at a terminal.
+func withNodePicker(cmd *cobra.Command, f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+	run := cmd.RunE
+	cmd.Use = strings.Replace(cmd.Use, " NODE", " [NODE]", 1)
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if sel := c.Flags().Lookup("selector"); len(args) == 0 && (sel == nil || !sel.Changed) {
+			client, err := f.KubernetesClientSet()
+			if err != nil {
+				return fmt.Errorf("creating client: %w", err)
+			}
+			prompt := ui.NewPrompt(streams.In, streams.Out, streams.ErrOut, false)
+			node, err := PickNode(c.Context(), client, prompt, "berth "+c.Name()+" NODE")
+			if err != nil {
+				return err
+			}
+			args = []string{node}
+		}
+		return run(c, args)
+	}
+	return cmd
 }

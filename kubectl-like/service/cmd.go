@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"sort"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -22,7 +23,10 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/completion"
 	"sigs.k8s.io/yaml"
+
+	"github.com/berth-dev/berth/cmd/berth/ui"
 )
 
 // ForceForwardEnv, set to 1, makes `berth service` always port-forward
@@ -59,6 +63,10 @@ type Options struct {
 	// ends or the process receives SIGINT/SIGTERM.
 	WaitForStop func(ctx context.Context, done <-chan error) error
 
+	// Prompt picks the service when none is named (default: from the
+	// streams; it never waits for input without a terminal).
+	Prompt *ui.Prompt
+
 	tmpl *template.Template
 	genericiooptions.IOStreams
 }
@@ -76,7 +84,7 @@ func NewOptions(streams genericiooptions.IOStreams) *Options {
 func NewCmdService(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
 	o := NewOptions(streams)
 	cmd := &cobra.Command{
-		Use:   "service NAME",
+		Use:   "service [NAME]",
 		Short: "Print the URLs at which this host reaches a Service",
 		Long: `Print the URLs at which this host reaches a Service.
 
@@ -90,6 +98,9 @@ command explains how to reach them, or with --forward opens a port-forward on
 When the node addresses cannot be reached from this host (a TCP connection to
 the first one fails within about a second, or BERTH_FORCE_FORWARD=1 is set),
 the command falls back to such a port-forward and says so on stderr.
+
+Without NAME, the namespace's only service is used; with several, you pick
+one at a terminal (without a terminal the command fails and lists them).
 
 --format is a Go template over each URL's fields: {{.IP}} {{.Port}} {{.Name}}
 (the service port's name) {{.Namespace}} {{.Service}} {{.ServicePort}}
@@ -105,8 +116,9 @@ the command falls back to such a port-forward and says so on stderr.
 
   # Reach a ClusterIP service through 127.0.0.1 until Ctrl-C
   berth service web --forward`,
-		Args:         cobra.ExactArgs(1),
-		SilenceUsage: true,
+		Args:              cobra.MaximumNArgs(1),
+		SilenceUsage:      true,
+		ValidArgsFunction: completion.ResourceNameCompletionFunc(f, "service"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(f, cmd, args); err != nil {
 				return err
@@ -129,10 +141,12 @@ the command falls back to such a port-forward and says so on stderr.
 
 // Complete fills the options from the command line and the factory.
 func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("exactly one service NAME is required, got %d arguments", len(args))
+	if len(args) > 1 {
+		return fmt.Errorf("at most one service NAME may be given, got %d arguments", len(args))
 	}
-	o.Name = args[0]
+	if len(args) == 1 {
+		o.Name = args[0]
+	}
 	var err error
 	if o.Namespace == "" {
 		if o.Namespace, _, err = f.ToRawKubeConfigLoader().Namespace(); err != nil {
@@ -154,7 +168,37 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 		}
 		o.Forwarder = &SPDYForwarder{Config: cfg, Client: o.Client, ErrOut: o.ErrOut}
 	}
+	if o.Name == "" {
+		return o.pickService(cmd.Context())
+	}
 	return nil
+}
+
+// pickService chooses the service when none was named: the namespace's
+// only one, or the one a person picks at a terminal.
+func (o *Options) pickService(ctx context.Context) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	list, err := o.Client.CoreV1().Services(o.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing services in namespace %q to pick one: %w", o.Namespace, err)
+	}
+	var names []string
+	for _, svc := range list.Items {
+		names = append(names, svc.Name)
+	}
+	sort.Strings(names)
+	prompt := o.Prompt
+	if prompt == nil {
+		prompt = ui.NewPrompt(o.In, o.Out, o.ErrOut, false)
+	}
+	o.Name, err = prompt.Choose(ctx, ui.Choice{
+		What:       "service",
+		Candidates: names,
+		Hint:       fmt.Sprintf("name it: berth service NAME (in namespace %s; another with -n NAMESPACE)", o.Namespace),
+	})
+	return err
 }
 
 // Validate checks the options and parses --format.
@@ -231,7 +275,10 @@ func hostPort(t Target) string {
 	return net.JoinHostPort(t.IP, strconv.Itoa(int(t.Port)))
 }
 
-// reachable dials t with the configured timeout.
+// reachable tells whether this host reaches t's address. A refused
+// connection counts as reachable: the host got an answer from the node
+// (kube-proxy may not have programmed a brand-new port yet); only
+// timeouts and unreachable networks mean the node IP is out of reach.
 func (o *Options) reachable(ctx context.Context, t Target) error {
 	dial := o.Dial
 	if dial == nil {
@@ -241,6 +288,9 @@ func (o *Options) reachable(ctx context.Context, t Target) error {
 	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
 	defer cancel()
 	conn, err := dial(ctx, "tcp", hostPort(t))
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -58,6 +58,9 @@ func newGetCommand(g *Globals) *cobra.Command {
 		Short: "List a cluster's nodes: role, status, version, IP and container state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resolveCluster(cmd.Context(), g, cmd, &name); err != nil {
+				return err
+			}
 			rows, err := nodeRows(cmd.Context(), g, name)
 			if err != nil {
 				return err
@@ -88,6 +91,9 @@ func newGetCommand(g *Globals) *cobra.Command {
 		Short: "Print a cluster's admin kubeconfig",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resolveCluster(cmd.Context(), g, cmd, &name); err != nil {
+				return err
+			}
 			p, err := g.Provider(cmd.Context())
 			if err != nil {
 				return err

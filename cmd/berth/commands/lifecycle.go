@@ -17,6 +17,9 @@ func newStopCommand(g *Globals) *cobra.Command {
 		Short: "Stop every node of a cluster (start it again with `berth start cluster`)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resolveCluster(cmd.Context(), g, cmd, &name); err != nil {
+				return err
+			}
 			p, err := g.Provider(cmd.Context())
 			if err != nil {
 				return err
@@ -40,6 +43,9 @@ func newStartCommand(g *Globals) *cobra.Command {
 		Short: "Start a stopped cluster and wait until its nodes are Ready",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resolveCluster(cmd.Context(), g, cmd, &name); err != nil {
+				return err
+			}
 			p, err := g.Provider(cmd.Context())
 			if err != nil {
 				return err

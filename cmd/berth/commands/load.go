@@ -17,6 +17,9 @@ func newLoadCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "load", Short: "Load images into a cluster's nodes"}
 	var name, nodeList string
 	targets := func(cmd *cobra.Command) ([]string, error) {
+		if err := resolveCluster(cmd.Context(), g, cmd, &name); err != nil {
+			return nil, err
+		}
 		p, err := g.Provider(cmd.Context())
 		if err != nil {
 			return nil, err

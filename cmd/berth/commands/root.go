@@ -118,6 +118,7 @@ Run berth with no arguments at a terminal for an overview of your clusters.`,
 		newVersionCommand(g),
 		newStopCommand(g),
 		newStartCommand(g),
+		newStatusCommand(g),
 	)
 	addWorkloadCommands(root, g)
 	return root
@@ -132,10 +133,6 @@ func Execute(ctx context.Context, streams Streams) int {
 			msg = "interrupted"
 		}
 		fmt.Fprintf(streams.ErrOut, "%s %s\n", ui.NewTheme(ui.ColorEnabled(streams.ErrOut, false)).Fail.Render("error:"), msg)
-		var ambiguous *ui.AmbiguousError
-		if errors.As(err, &ambiguous) {
-			fmt.Fprintf(streams.ErrOut, "  run it at a terminal to pick one, or %s\n", ambiguous.Hint)
-		}
 		return 1
 	}
 	return 0

@@ -7,6 +7,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/kubectl/pkg/util/completion"
 
 	"github.com/berth-dev/berth/cluster/config"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
@@ -20,9 +21,10 @@ import (
 func addWorkloadCommands(root *cobra.Command, g *Globals) {
 	flags := genericclioptions.NewConfigFlags(true)
 	streams := genericiooptions.IOStreams{In: g.In, Out: g.Out, ErrOut: g.ErrOut}
+	f := kubectllike.NewFactory(flags)
 	for _, cmd := range kubectllike.NewCommands(flags, streams) {
 		flags.AddFlags(cmd.PersistentFlags())
-		cmd.PersistentPreRun = func(*cobra.Command, []string) {
+		presetContext := func() {
 			if flags.Context == nil || *flags.Context != "" {
 				return
 			}
@@ -30,6 +32,22 @@ func addWorkloadCommands(root *cobra.Command, g *Globals) {
 				*flags.Context = ctx
 			}
 		}
+		cmd.PersistentPreRun = func(*cobra.Command, []string) {
+			g.applyColor()
+			presetContext()
+		}
+		// Shell completion runs no PreRun hooks: preset the context
+		// before completing names from the cluster.
+		if complete := cmd.ValidArgsFunction; complete != nil {
+			cmd.ValidArgsFunction = func(c *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+				presetContext()
+				return complete(c, args, toComplete)
+			}
+		}
+		_ = cmd.RegisterFlagCompletionFunc("namespace", func(_ *cobra.Command, _ []string, toComplete string) ([]string, cobra.ShellCompDirective) {
+			presetContext()
+			return completion.CompGetResource(f, "namespace", toComplete), cobra.ShellCompDirectiveNoFileComp
+		})
 		cmd.GroupID = "workloads"
 		root.AddCommand(cmd)
 	}

@@ -81,9 +81,10 @@ func (m ConfirmModel) View() string {
 // candidates listed and Confirm reports that nobody could answer.
 type Prompt struct {
 	In io.Reader
-	// Out is where pickers and questions are drawn, and where "Using X"
-	// notes go (stderr: stdout stays data).
-	Out         io.Writer
+	// Out is where pickers and questions are drawn (the terminal).
+	Out io.Writer
+	// Notes receives "Using X" (stderr, so stdout stays data; Out if nil).
+	Notes       io.Writer
 	Interactive bool
 	Theme       *Theme
 	// Run runs a bubbletea model to its end; RunProgram by default
@@ -102,6 +103,7 @@ func NewPrompt(in io.Reader, out, errOut io.Writer, noColor bool) *Prompt {
 	return &Prompt{
 		In:          in,
 		Out:         draw,
+		Notes:       errOut,
 		Interactive: Interactive(in, out),
 		Theme:       NewTheme(ColorEnabled(draw, noColor)),
 	}
@@ -125,6 +127,13 @@ func (p *Prompt) run(ctx context.Context, m tea.Model) (tea.Model, error) {
 		return p.Run(ctx, m)
 	}
 	return RunProgram(ctx, p.In, p.Out, m)
+}
+
+func (p *Prompt) notes() io.Writer {
+	if p.Notes != nil {
+		return p.Notes
+	}
+	return p.Out
 }
 
 func (p *Prompt) theme() *Theme {
@@ -179,7 +188,7 @@ func (p *Prompt) Choose(ctx context.Context, c Choice) (string, error) {
 		return "", &NoCandidatesError{What: c.What, Hint: c.Hint}
 	case 1:
 		if !c.Quiet {
-			fmt.Fprintf(p.Out, "Using %s %s\n", c.What, p.theme().Bold.Render(c.Candidates[0]))
+			fmt.Fprintf(p.notes(), "Using %s %s\n", c.What, p.theme().Bold.Render(c.Candidates[0]))
 		}
 		return c.Candidates[0], nil
 	}
@@ -195,7 +204,7 @@ func (p *Prompt) Choose(ctx context.Context, c Choice) (string, error) {
 		return "", fmt.Errorf("no %s picked (%w): %s", c.What, ErrCanceled, c.Hint)
 	}
 	if !c.Quiet {
-		fmt.Fprintf(p.Out, "Using %s %s\n", c.What, p.theme().Bold.Render(m.Chosen))
+		fmt.Fprintf(p.notes(), "Using %s %s\n", c.What, p.theme().Bold.Render(m.Chosen))
 	}
 	return m.Chosen, nil
 }

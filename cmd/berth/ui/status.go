@@ -93,7 +93,11 @@ func RenderSnapshot(s *Snapshot, theme *Theme, width int) string {
 	} else {
 		fmt.Fprintf(&b, "%s\n", theme.Warn.Render("Recent warnings"))
 		for _, e := range s.Warnings {
-			line := fmt.Sprintf("  %s %s %s/%s: %s", theme.Dim.Render(e.Time.Format("15:04:05")), theme.Warn.Render(e.Reason), e.Namespace, e.Object, oneLine(e.Message))
+			object := e.Object
+			if e.Namespace != "" {
+				object = e.Namespace + "/" + object
+			}
+			line := fmt.Sprintf("  %s %s %s: %s", theme.Dim.Render(e.Time.Format("15:04:05")), theme.Warn.Render(e.Reason), object, oneLine(e.Message))
 			if e.Count > 1 {
 				line += theme.Dim.Render(fmt.Sprintf(" (x%d)", e.Count))
 			}

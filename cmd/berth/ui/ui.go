@@ -14,6 +14,8 @@ import (
 	"golang.org/x/term"
 
 	"github.com/berth-dev/berth/cluster/progress"
+	// Before Bubble Tea's init: see the package's doc.
+	_ "github.com/berth-dev/berth/cmd/berth/ui/internal/noquery"
 )
 
 // Symbols used everywhere; they are the same with and without colour.
