@@ -13,6 +13,7 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v bc >/dev/null 2>&1 || need+=(bc)
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 
 if ! command -v go >/dev/null 2>&1; then
