@@ -16,7 +16,7 @@ times=()
 for i in $(seq 1 "$RUNS"); do
   head -c 100000000 /dev/urandom > "$work/blob"
   tar -C "$work" -cf "$work/rootfs.tar" blob
-  docker import -q "$work/rootfs.tar" "berth-bench/big:$i" >/dev/null
+  docker import "$work/rootfs.tar" "berth-bench/big:$i" >/dev/null
   start=$(date +%s.%N)
   bin/berth load image "berth-bench/big:$i" --name $name -q
   end=$(date +%s.%N)

@@ -204,6 +204,9 @@ evictionHard:
   nodefs.inodesFree: "0%%"
   imagefs.available: "0%%"
 healthzBindAddress: 127.0.0.1
+# Status is computed every second (posted only when it changes, or every
+# 10s), so a node turns Ready as soon as its pod network is configured.
+nodeStatusUpdateFrequency: 1s
 nodeStatusReportFrequency: 10s
 `, pki("ca.crt"), ContainerdSocket, n.DNSServiceIP, n.ClusterDomain, ResolvConf, pki("kubelet.crt"), pki("kubelet.key"))
 	if cgroupVersion == 1 {

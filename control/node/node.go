@@ -72,12 +72,28 @@ func Run(ctx context.Context, log *slog.Logger) error {
 		sup.Start(ctx, supervisor.Spec{Name: "kube-apiserver", Path: self, Args: append([]string{"kube-apiserver"}, cc.APIServer(n)...), StopTimeout: 10 * time.Second})
 	}
 
+	if n.IsControlPlane() {
+		// The controllers wait for the API server themselves; starting them
+		// now overlaps their start-up with the API server's. An early exit
+		// (RBAC not yet in place) is absorbed by the restart backoff.
+		sup.Start(ctx, supervisor.Spec{Name: "kube-controller-manager", Path: self, Args: append([]string{"kube-controller-manager"}, cc.ControllerManager(n)...)})
+		sup.Start(ctx, supervisor.Spec{Name: "kube-scheduler", Path: self, Args: append([]string{"kube-scheduler"}, cc.Scheduler(n)...)})
+	}
+
 	if err := waitForSocket(ctx, cc.ContainerdSocket); err != nil {
 		return fmt.Errorf("waiting for containerd: %w", err)
 	}
-	if err := importImages(ctx, sup, log); err != nil {
+	// The sandbox image first: the kubelet needs it for every pod. The
+	// others are imported while the node is still waiting for its PodCIDR,
+	// long before a pod can be scheduled on it.
+	if err := importImages(ctx, sup, log, []string{"pause.tar"}); err != nil {
 		log.Error("importing images", "err", err)
 	}
+	go func() {
+		if err := importImages(ctx, sup, log, nil); err != nil {
+			log.Error("importing images", "err", err)
+		}
+	}()
 	sup.Start(ctx, supervisor.Spec{Name: "kubelet", Path: self, Args: append([]string{"kubelet"}, cc.Kubelet(n)...)})
 	if n.KubeProxyMode != "none" {
 		sup.Start(ctx, supervisor.Spec{Name: "kube-proxy", Path: self, Args: append([]string{"kube-proxy"}, cc.KubeProxy()...)})
@@ -115,8 +131,6 @@ func runControlPlane(ctx context.Context, n *nodeconfig.Node, sup *supervisor.Su
 		return
 	}
 	log.Info("API server ready")
-	sup.Start(ctx, supervisor.Spec{Name: "kube-controller-manager", Path: self, Args: append([]string{"kube-controller-manager"}, cc.ControllerManager(n)...)})
-	sup.Start(ctx, supervisor.Spec{Name: "kube-scheduler", Path: self, Args: append([]string{"kube-scheduler"}, cc.Scheduler(n)...)})
 	go applyAddons(ctx, n, sup, self, log)
 	labelRoles(ctx, client, log)
 }
@@ -187,28 +201,29 @@ func waitForSocket(ctx context.Context, path string) error {
 	}
 }
 
-// importImages loads the pre-built pod images into containerd's k8s.io
-// namespace, in parallel.
-func importImages(ctx context.Context, sup *supervisor.Supervisor, log *slog.Logger) error {
-	archives, err := filepath.Glob(filepath.Join(ImagesDir, "*.tar"))
+// importImages loads pre-built pod images into containerd's k8s.io
+// namespace, one after the other (parallel imports contend for the same
+// lease). only names the archives to import; nil means all others.
+func importImages(ctx context.Context, sup *supervisor.Supervisor, log *slog.Logger, only []string) error {
+	all, err := filepath.Glob(filepath.Join(ImagesDir, "*.tar"))
 	if err != nil {
 		return err
 	}
-	started := time.Now()
-	errs := make(chan error, len(archives))
-	for _, archive := range archives {
-		go func() {
-			_, err := sup.Run(ctx, CtrBin, "--address", cc.ContainerdSocket, "--namespace", "k8s.io", "images", "import", "--local", archive)
-			if err != nil {
-				err = fmt.Errorf("importing %s: %w", filepath.Base(archive), err)
-			}
-			errs <- err
-		}()
+	var archives []string
+	for _, a := range all {
+		isOnly := false
+		for _, o := range only {
+			isOnly = isOnly || filepath.Base(a) == o
+		}
+		if (only == nil && filepath.Base(a) != "pause.tar") || isOnly {
+			archives = append(archives, a)
+		}
 	}
+	started := time.Now()
 	var failed []string
-	for range archives {
-		if err := <-errs; err != nil {
-			failed = append(failed, err.Error())
+	for _, archive := range archives {
+		if _, err := sup.Run(ctx, CtrBin, "--address", cc.ContainerdSocket, "--namespace", "k8s.io", "images", "import", "--local", archive); err != nil {
+			failed = append(failed, fmt.Sprintf("importing %s: %v", filepath.Base(archive), err))
 		}
 	}
 	log.Info("images imported", "count", len(archives), "took", time.Since(started).Round(time.Millisecond))

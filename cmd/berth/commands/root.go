@@ -57,12 +57,12 @@ func (g *Globals) Log() *slog.Logger {
 func (g *Globals) Theme() *ui.Theme { return ui.NewTheme(ui.ColorEnabled(g.ErrOut, g.NoColor)) }
 
 // Status returns the step reporter for long operations (on stderr, so
-// stdout stays data). With --verbose, steps are plain log lines.
+// stdout stays data). With --verbose or --quiet, steps are plain log lines.
 func (g *Globals) Status() progress.Reporter {
-	if g.Verbose > 0 {
+	if g.Verbose > 0 || g.Quiet {
 		return &progress.Plain{W: g.ErrOut}
 	}
-	return ui.Reporter(g.ErrOut, g.Theme(), g.Quiet)
+	return ui.Reporter(g.ErrOut, g.Theme(), false)
 }
 
 // Provider connects to the container engine.
