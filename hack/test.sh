@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: set-up, formatting, vet, unit tests of both modules,
 # then the end-to-end tests against real clusters in Docker.
-# E2E=0 skips the end-to-end tests; E2E_HA=1 adds the 3-control-plane case.
+# E2E=0 skips the end-to-end tests; E2E_HA=1 adds the 3-control-plane case;
+# E2E_DAEMON_RESTART=1 restarts dockerd under a running cluster.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
