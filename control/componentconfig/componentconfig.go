@@ -98,15 +98,35 @@ func APIServer(n *nodeconfig.Node) []string {
 	return args
 }
 
-// ControllerManager returns kube-controller-manager's arguments.
+// NodeIPAMController is the controller that gives nodes their PodCIDR.
+const NodeIPAMController = "node-ipam-controller"
+
+// ControllerManager returns kube-controller-manager's arguments: every
+// controller except node IPAM, which NodeIPAM runs.
 func ControllerManager(n *nodeconfig.Node) []string {
+	return controllerManager(n, "*,-"+NodeIPAMController+",bootstrapsigner,tokencleaner", "kube-controller-manager", 10257)
+}
+
+// NodeIPAM returns the arguments of a second kube-controller-manager that
+// runs node IPAM alone. The full controller-manager starts some forty
+// controllers one after the other before node IPAM, and a node is not
+// Ready until it has a PodCIDR: on two cores that ordering alone cost
+// ~5 s of every create. Both processes are the unmodified upstream binary,
+// each with its own leader-election lease.
+func NodeIPAM(n *nodeconfig.Node) []string {
+	return controllerManager(n, NodeIPAMController, "berth-node-ipam", 10263)
+}
+
+func controllerManager(n *nodeconfig.Node, controllers, lease string, port int) []string {
 	kc := nodeconfig.ControllerManagerKubeconfig
 	args := []string{
 		"--kubeconfig=" + kc,
 		"--authentication-kubeconfig=" + kc,
 		"--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", port),
 		"--leader-elect=true",
+		"--leader-elect-resource-name=" + lease,
 		"--allocate-node-cidrs=true",
 		"--cluster-cidr=" + n.PodSubnet,
 		"--node-cidr-mask-size=24",
@@ -118,7 +138,7 @@ func ControllerManager(n *nodeconfig.Node) []string {
 		"--service-account-private-key-file=" + pki("sa.key"),
 		"--requestheader-client-ca-file=" + pki("front-proxy-ca.crt"),
 		"--use-service-account-credentials=true",
-		"--controllers=*,bootstrapsigner,tokencleaner",
+		"--controllers=" + controllers,
 		"--profiling=false",
 	}
 	if fg := FeatureGates(n.FeatureGates); fg != "" {

@@ -94,3 +94,14 @@ func TestDefaultGateway(t *testing.T) {
 		t.Errorf("gateway = %q", got)
 	}
 }
+
+func TestNodeIPAMRunsApart(t *testing.T) {
+	full, ipam := ControllerManager(testNode()), NodeIPAM(testNode())
+	has(t, full, "--controllers=*,-node-ipam-controller,bootstrapsigner,tokencleaner")
+	has(t, ipam, "--controllers=node-ipam-controller")
+	has(t, ipam, "--allocate-node-cidrs=true")
+	has(t, ipam, "--cluster-cidr=10.244.0.0/16")
+	has(t, full, "--leader-elect-resource-name=kube-controller-manager")
+	has(t, ipam, "--leader-elect-resource-name=berth-node-ipam")
+	has(t, ipam, "--secure-port=10263")
+}

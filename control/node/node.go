@@ -76,6 +76,7 @@ func Run(ctx context.Context, log *slog.Logger) error {
 		// The controllers wait for the API server themselves; starting them
 		// now overlaps their start-up with the API server's. An early exit
 		// (RBAC not yet in place) is absorbed by the restart backoff.
+		sup.Start(ctx, supervisor.Spec{Name: "node-ipam", Path: self, Args: append([]string{"kube-controller-manager"}, cc.NodeIPAM(n)...)})
 		sup.Start(ctx, supervisor.Spec{Name: "kube-controller-manager", Path: self, Args: append([]string{"kube-controller-manager"}, cc.ControllerManager(n)...)})
 		sup.Start(ctx, supervisor.Spec{Name: "kube-scheduler", Path: self, Args: append([]string{"kube-scheduler"}, cc.Scheduler(n)...)})
 	}
