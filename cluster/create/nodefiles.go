@@ -105,7 +105,9 @@ func nodeFiles(c *pki.Cluster, n *nodeconfig.Node, apiSANs []string, apiIPs []ne
 		local := fmt.Sprintf("https://127.0.0.1:%d", nodeconfig.APIServerPort)
 		admin, err := c.Client("kubernetes-admin", "system:masters")
 		f.kubeconfig(nodeconfig.AdminKubeconfig, local, c.CA, admin, err)
-		cm, err := c.Client("system:kube-controller-manager")
+		// In system:masters: see --use-service-account-credentials in
+		// control/componentconfig.
+		cm, err := c.Client("system:kube-controller-manager", "system:masters")
 		f.kubeconfig(nodeconfig.ControllerManagerKubeconfig, local, c.CA, cm, err)
 		sched, err := c.Client("system:kube-scheduler")
 		f.kubeconfig(nodeconfig.SchedulerKubeconfig, local, c.CA, sched, err)

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +54,7 @@ func New(ctx context.Context, log *slog.Logger) (*Provider, error) {
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := api.Ping(pingCtx); err != nil {
-		return nil, fmt.Errorf("no Docker engine answers (%v): start one (on Debian/Ubuntu as root: hack/install-docker.sh), or point DOCKER_HOST at one", err)
+		return nil, fmt.Errorf("no Docker engine answers (%v): start one (on Debian/Ubuntu as root: hack/install-deps.sh), or point DOCKER_HOST at one", err)
 	}
 	return &Provider{api: api, log: log}, nil
 }
@@ -149,11 +150,15 @@ func isPrivilegeRefusal(err error) bool {
 // later one use an explicit capability set instead.
 func (p *Provider) CreateNode(ctx context.Context, spec provider.NodeSpec) error {
 	p.mu.Lock()
+	if p.privileged == nil {
+		p.privileged = p.loadPrivilegeMemo(ctx)
+	}
 	known := p.privileged
 	p.mu.Unlock()
 	privileged := known == nil || *known
 	err := p.createAndStart(ctx, spec, privileged)
-	if err != nil && privileged && known == nil && isPrivilegeRefusal(err) {
+	if err != nil && privileged && isPrivilegeRefusal(err) {
+		known = nil // the remembered answer (if any) no longer holds
 		p.log.Info("the engine refuses --privileged; using an explicit capability set", "node", spec.Name, "reason", err)
 		if rmErr := p.api.ContainerRemove(context.WithoutCancel(ctx), spec.Name, container.RemoveOptions{Force: true, RemoveVolumes: true}); rmErr != nil {
 			return fmt.Errorf("removing refused node %s: %w", spec.Name, rmErr)
@@ -165,8 +170,9 @@ func (p *Provider) CreateNode(ctx context.Context, spec provider.NodeSpec) error
 		return err
 	}
 	p.mu.Lock()
-	if p.privileged == nil {
+	if known == nil {
 		p.privileged = &privileged
+		p.savePrivilegeMemo(ctx, privileged)
 		mode := "privileged"
 		if !privileged {
 			mode = "explicit capabilities (--privileged refused)"
@@ -175,6 +181,44 @@ func (p *Provider) CreateNode(ctx context.Context, spec provider.NodeSpec) error
 	}
 	p.mu.Unlock()
 	return nil
+}
+
+// The engine's answer to --privileged does not change between runs, so it
+// is remembered per engine (by its ID) and later creates skip the refused
+// attempt, which costs a container create and start.
+func (p *Provider) memoPath(ctx context.Context) string {
+	info, err := p.api.Info(ctx)
+	if err != nil || info.ID == "" {
+		return ""
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(base, "berth", "engines", strings.ReplaceAll(info.ID, ":", "_")+".privileged")
+}
+
+func (p *Provider) loadPrivilegeMemo(ctx context.Context) *bool {
+	path := p.memoPath(ctx)
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	v := strings.TrimSpace(string(data)) == "true"
+	return &v
+}
+
+func (p *Provider) savePrivilegeMemo(ctx context.Context, privileged bool) {
+	path := p.memoPath(ctx)
+	if path == "" {
+		return
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+		_ = os.WriteFile(path, []byte(strconv.FormatBool(privileged)), 0o644)
+	}
 }
 
 func volumeName(node string) string { return node + "-var" }
