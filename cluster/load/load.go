@@ -20,35 +20,33 @@ import (
 var importCmd = []string{"ctr", "--namespace", "k8s.io", "images", "import", "--all-platforms", "-"}
 
 // Images exports images from the engine once and imports the stream into
-// every node in parallel.
-func Images(ctx context.Context, p provider.Provider, nodes []string, images []string) error {
+// every node in parallel. Nodes that already hold every image (same
+// digest) are skipped; loaded lists the nodes that received the images.
+func Images(ctx context.Context, p provider.Provider, nodes []string, images []string) (loaded []string, err error) {
 	if len(nodes) == 0 {
-		return fmt.Errorf("no nodes to load into")
+		return nil, fmt.Errorf("no nodes to load into")
 	}
 	ids := map[string]string{}
 	for _, img := range images {
 		id, err := p.ImageID(ctx, img)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if id == "" {
-			return fmt.Errorf("image %q is not in the local Docker engine: build or pull it first (docker images lists what is there)", img)
+			return nil, fmt.Errorf("image %q is not in the local Docker engine: build or pull it first (docker images lists what is there)", img)
 		}
 		ids[img] = id
 	}
 	targets, err := nodesLacking(ctx, p, nodes, ids)
-	if err != nil {
-		return err
-	}
-	if len(targets) == 0 {
-		return nil
+	if err != nil || len(targets) == 0 {
+		return nil, err
 	}
 	stream, err := p.SaveImages(ctx, images)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer stream.Close()
-	return Archive(ctx, p, targets, stream)
+	return targets, Archive(ctx, p, targets, stream)
 }
 
 // hasImageScript exits 0 if containerd has the image's config blob (its

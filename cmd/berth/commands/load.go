@@ -62,13 +62,24 @@ func newLoadCommand(g *Globals) *cobra.Command {
 				return err
 			}
 			started := time.Now()
+			var loaded []string
 			err = progress.Run(g.Status(), fmt.Sprintf("loading %s into %d node(s)", strings.Join(images, ", "), len(nodes)), func() error {
-				return load.Images(cmd.Context(), p, nodes, images)
+				var err error
+				loaded, err = load.Images(cmd.Context(), p, nodes, images)
+				return err
 			})
-			if err == nil && !g.Quiet {
-				fmt.Fprintf(g.ErrOut, "Loaded %d image(s) into %s in %s\n", len(images), strings.Join(nodes, ", "), time.Since(started).Round(10*time.Millisecond))
+			if err != nil || g.Quiet {
+				return err
 			}
-			return err
+			if len(loaded) == 0 {
+				fmt.Fprintf(g.ErrOut, "Every node already has %s (same digest); nothing to load\n", strings.Join(images, ", "))
+				return nil
+			}
+			fmt.Fprintf(g.ErrOut, "Loaded %d image(s) into %s in %s\n", len(images), strings.Join(loaded, ", "), time.Since(started).Round(10*time.Millisecond))
+			if skipped := len(nodes) - len(loaded); skipped > 0 {
+				fmt.Fprintf(g.ErrOut, "(%d node(s) already had them)\n", skipped)
+			}
+			return nil
 		},
 	}
 	archive := &cobra.Command{
