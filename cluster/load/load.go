@@ -16,8 +16,10 @@ import (
 )
 
 // importCmd imports a tar stream on stdin into the namespace the kubelet
-// uses.
-var importCmd = []string{"ctr", "--namespace", "k8s.io", "images", "import", "--all-platforms", "-"}
+// uses, waiting (up to 60 s) for containerd in a node that is still
+// booting.
+var importCmd = []string{"sh", "-c", `for i in $(seq 600); do [ -S /run/containerd/containerd.sock ] && ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+exec ctr --namespace k8s.io images import --all-platforms -`}
 
 // Images exports images from the engine once and imports the stream into
 // every node in parallel. Nodes that already hold every image (same
@@ -107,7 +109,7 @@ func Archive(ctx context.Context, p provider.Provider, nodes []string, archive i
 			pr.CloseWithError(errors.New("node import ended"))
 		}()
 	}
-	_, copyErr := io.Copy(io.MultiWriter(writers...), archive)
+	_, copyErr := io.Copy(&fanOut{writers: writers}, archive)
 	for _, pw := range pipes {
 		pw.CloseWithError(copyErr)
 	}
@@ -119,4 +121,32 @@ func Archive(ctx context.Context, p provider.Provider, nodes []string, archive i
 		return fmt.Errorf("streaming images: %w", copyErr)
 	}
 	return nil
+}
+
+// fanOut writes to every writer still accepting data: one node failing
+// (its error is reported by its own import) does not stop the others.
+type fanOut struct {
+	writers []io.Writer
+	dead    []bool
+}
+
+func (f *fanOut) Write(p []byte) (int, error) {
+	if f.dead == nil {
+		f.dead = make([]bool, len(f.writers))
+	}
+	alive := 0
+	for i, w := range f.writers {
+		if f.dead[i] {
+			continue
+		}
+		if _, err := w.Write(p); err != nil {
+			f.dead[i] = true
+			continue
+		}
+		alive++
+	}
+	if alive == 0 {
+		return 0, errors.New("every node stopped reading")
+	}
+	return len(p), nil
 }

@@ -87,15 +87,18 @@ func (p *Provider) Exec(ctx context.Context, node string, stdin io.Reader, stdou
 			return fmt.Errorf("reading exec output from node %s: %w", node, err)
 		}
 	}
-	if err := <-copyErr; err != nil {
-		return fmt.Errorf("streaming input to node %s: %w", node, err)
-	}
+	inErr := <-copyErr
 	inspect, err := p.api.ContainerExecInspect(ctx, created.ID)
 	if err != nil {
 		return fmt.Errorf("inspecting exec in node %s: %w", node, err)
 	}
+	// The command's own failure explains a broken input stream better
+	// than the stream error does.
 	if inspect.ExitCode != 0 {
 		return fmt.Errorf("%v in node %s exited with %d: %s", cmd, node, inspect.ExitCode, bytes.TrimSpace(stderr.Bytes()))
+	}
+	if inErr != nil {
+		return fmt.Errorf("streaming input to node %s: %w", node, inErr)
 	}
 	return nil
 }
