@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Runs the upstream Kubernetes conformance suite (e2e.test v1.36.3, built
+# from source) on a berth cluster, with no container registry: every test
+# image is built from source or Debian packages (hack/conformance/images.sh)
+# and loaded into the nodes.
+#
+#   hack/conformance.sh            # every [Conformance] test
+#   SUBSET=1 hack/conformance.sh   # the CI subset (hack/conformance/subset.txt)
+#
+# Environment:
+#   SUBSET=1     run the subset instead of the whole suite
+#   FOCUS=RE     ginkgo focus regex (default '\[Conformance\]'; overrides SUBSET)
+#   SKIP=RE      ginkgo skip regex (default: none)
+#   PROCS=N      parallel ginkgo processes (default 4; [Serial] tests still
+#                run alone, at the end)
+#   NAME=conf    cluster name (must not exist, or be a previous run's)
+#   KEEP=1       keep the cluster afterwards
+#   REPORT=FILE  Markdown file whose results section is rewritten
+#                (default docs/conformance.md; REPORT= to skip)
+#   TIMEOUT=2h   ginkgo's timeout for the whole suite
+#
+# Outputs go to ~/.cache/berth/conformance (OUT=...): the binaries, the
+# images' inputs, and run-<time>/ with the log, JSON and JUnit reports.
+# Exits non-zero when a test failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOWORK=off
+export CI=true # berth: never interactive
+NAME=${NAME:-conf}
+OUT=${OUT:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/conformance}
+PROCS=${PROCS:-4}
+TIMEOUT=${TIMEOUT:-2h}
+REPORT=${REPORT-docs/conformance.md}
+K8S_VERSION=v1.36.3
+mkdir -p "$OUT"
+RUN=$OUT/run-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$RUN"
+TIMINGS=$RUN/timings
+: >"$TIMINGS"
+T0=$(date +%s)
+
+log() { printf '[conformance %s] %s\n' "$(date +%T)" "$*" >&2; }
+# timed STEP CMD...: runs CMD and records its wall time under STEP.
+timed() {
+  local step=$1 t
+  shift
+  t=$(date +%s)
+  "$@"
+  echo "$step $(($(date +%s) - t))" >>"$TIMINGS"
+}
+
+if [ -n "${FOCUS:-}" ]; then
+  MODE=custom
+  LABEL_FILTER=
+elif [ "${SUBSET:-0}" = 1 ]; then
+  MODE=subset
+  FOCUS=$(grep -v '^#' hack/conformance/subset.txt | grep . | paste -sd '|')
+  LABEL_FILTER=Conformance
+else
+  MODE=full
+  FOCUS='\[Conformance\]'
+  LABEL_FILTER=
+fi
+
+# --- 1. the berth CLI and the suite's binaries (e2e.test, ginkgo, kubectl)
+timed build-berth go build -o bin/berth ./cmd/berth
+BERTH=$PWD/bin/berth
+
+ldflags="-s -w"
+for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags="$ldflags -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=36 -X $p.gitTreeState=clean"
+done
+# Rebuilt when the control module's dependencies or these flags change.
+key=$( (cat control/go.mod control/go.sum; echo "$ldflags"; go version) | sha256sum | cut -c1-16)
+build_suite() {
+  log "compiling e2e.test $K8S_VERSION (several minutes the first time)"
+  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go test -c -ldflags "$ldflags" -o "$OUT/e2e.test" k8s.io/kubernetes/test/e2e)
+  log "compiling ginkgo and kubectl"
+  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags "$ldflags" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
+  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags "-s -w" -o "$OUT/ginkgo" github.com/onsi/ginkgo/v2/ginkgo)
+  echo "$key" >"$OUT/suite.key"
+}
+if [ "$(cat "$OUT/suite.key" 2>/dev/null)" != "$key" ] || [ ! -x "$OUT/e2e.test" ] || [ ! -x "$OUT/ginkgo" ] || [ ! -x "$OUT/kubectl" ]; then
+  timed build-e2e.test build_suite
+else
+  log "e2e.test, ginkgo and kubectl are current"
+fi
+(cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -o "$OUT/report" ./conformance/report)
+
+# --- 2. the test images, under the names the suite expects
+"$OUT/e2e.test" --list-images | sort >"$OUT/list-images.txt"
+timed build-images hack/conformance/images.sh "$OUT/list-images.txt" "$OUT"
+
+# --- 3. the cluster: 1 control plane + 2 workers
+if "$BERTH" get clusters 2>/dev/null | grep -qx "$NAME"; then
+  log "deleting cluster $NAME left by an earlier run"
+  "$BERTH" delete cluster --name "$NAME" --yes
+fi
+cleanup() {
+  if [ "${KEEP:-0}" != 1 ]; then
+    log "deleting cluster $NAME"
+    "$BERTH" delete cluster --name "$NAME" --yes >/dev/null 2>&1 || log "could not delete cluster $NAME"
+  fi
+}
+trap cleanup EXIT
+timed create-cluster "$BERTH" create cluster --name "$NAME" --workers 2
+"$BERTH" get kubeconfig --name "$NAME" >"$RUN/kubeconfig"
+chmod 600 "$RUN/kubeconfig"
+# shellcheck disable=SC2046
+timed load-images "$BERTH" load image --name "$NAME" $(cat "$OUT/images.list")
+
+# --- 4. the suite
+args=(--no-color --procs="$PROCS" --timeout="$TIMEOUT" --focus="$FOCUS" --silence-skips
+  --output-dir="$RUN" --json-report=report.json --junit-report=junit.xml --poll-progress-after=5m)
+[ -n "$LABEL_FILTER" ] && args+=(--label-filter="$LABEL_FILTER")
+[ -n "${SKIP:-}" ] && args+=(--skip="$SKIP")
+log "running the $MODE selection on $PROCS processes; log: $RUN/e2e.log"
+set +e
+t=$(date +%s)
+"$OUT/ginkgo" run "${args[@]}" "$OUT/e2e.test" -- \
+  --provider=skeleton --kubeconfig="$RUN/kubeconfig" --kubectl-path="$OUT/kubectl" \
+  --report-dir="$RUN" --disable-log-dump >"$RUN/e2e.log" 2>&1
+rc=$?
+echo "run-suite $(($(date +%s) - t))" >>"$TIMINGS"
+set -e
+tail -5 "$RUN/e2e.log" >&2
+echo "total $(($(date +%s) - T0))" >>"$TIMINGS"
+
+# --- 5. the report
+if [ ! -f "$RUN/report.json" ]; then
+  log "the suite wrote no report (exit $rc); see $RUN/e2e.log"
+  exit 1
+fi
+case $MODE in
+full) title="Full conformance suite" ;;
+subset) title="Subset (SUBSET=1, hack/conformance/subset.txt)" ;;
+*) title="Custom focus" ;;
+esac
+cmd="hack/conformance.sh"
+[ "$MODE" = subset ] && cmd="SUBSET=1 $cmd"
+[ "$MODE" = custom ] && cmd="FOCUS='$FOCUS' $cmd"
+[ "$PROCS" != 4 ] && cmd="PROCS=$PROCS $cmd"
+"$OUT/report" -json "$RUN/report.json" -title "$title" -command "$cmd" -timings "$TIMINGS" >"$RUN/results.md"
+if [ -n "$REPORT" ]; then
+  # Replace the section between the markers for this mode (or append one).
+  begin="<!-- results:$MODE:begin -->" end="<!-- results:$MODE:end -->"
+  [ -f "$REPORT" ] || echo "# Conformance" >"$REPORT"
+  if ! grep -qF "$begin" "$REPORT"; then
+    printf '\n%s\n%s\n' "$begin" "$end" >>"$REPORT"
+  fi
+  awk -v b="$begin" -v e="$end" -v f="$RUN/results.md" '
+    $0 == b { print; while ((getline l < f) > 0) print l; skip = 1; next }
+    $0 == e { skip = 0 }
+    !skip { print }' "$REPORT" >"$REPORT.tmp" && mv "$REPORT.tmp" "$REPORT"
+  log "results written to $REPORT"
+fi
+cat "$RUN/results.md"
+exit $rc
