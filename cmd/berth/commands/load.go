@@ -11,26 +11,29 @@ import (
 	"github.com/berth-dev/berth/cluster"
 	"github.com/berth-dev/berth/cluster/load"
 	"github.com/berth-dev/berth/cluster/progress"
+	"github.com/berth-dev/berth/cluster/provider"
 )
 
 func newLoadCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "load", Short: "Load images into a cluster's nodes"}
 	var name, nodeList string
-	targets := func(cmd *cobra.Command) ([]string, error) {
+	// targets resolves the cluster, connects to the engine and returns the
+	// nodes to load into.
+	targets := func(cmd *cobra.Command) ([]string, provider.Provider, error) {
 		if err := resolveCluster(cmd.Context(), g, cmd, &name); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		p, err := g.Provider(cmd.Context())
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		nodes, err := cluster.Nodes(cmd.Context(), p, name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		all := cluster.KubernetesNodes(nodes)
 		if nodeList == "" {
-			return all, nil
+			return all, p, nil
 		}
 		var picked []string
 		for _, want := range strings.Split(nodeList, ",") {
@@ -41,11 +44,11 @@ func newLoadCommand(g *Globals) *cobra.Command {
 				}
 			}
 			if !found {
-				return nil, fmt.Errorf("node %q is not part of cluster %q (its nodes: %s)", want, name, strings.Join(all, ", "))
+				return nil, nil, fmt.Errorf("node %q is not part of cluster %q (its nodes: %s)", want, name, strings.Join(all, ", "))
 			}
 			picked = append(picked, want)
 		}
-		return picked, nil
+		return picked, p, nil
 	}
 	image := &cobra.Command{
 		Use:     "image IMAGE...",
@@ -53,11 +56,7 @@ func newLoadCommand(g *Globals) *cobra.Command {
 		Example: "  berth load image myapp:dev\n  berth load image myapp:dev sidecar:1 --nodes berth-worker",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, images []string) error {
-			nodes, err := targets(cmd)
-			if err != nil {
-				return err
-			}
-			p, err := g.Provider(cmd.Context())
+			nodes, p, err := targets(cmd)
 			if err != nil {
 				return err
 			}
@@ -87,11 +86,7 @@ func newLoadCommand(g *Globals) *cobra.Command {
 		Short: "Load an image archive (docker save or OCI layout) into every node",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			nodes, err := targets(cmd)
-			if err != nil {
-				return err
-			}
-			p, err := g.Provider(cmd.Context())
+			nodes, p, err := targets(cmd)
 			if err != nil {
 				return err
 			}
