@@ -241,4 +241,5 @@ require (
 	golang.org/x/sys v0.40.0
 	k8s.io/api v0.36.3
 	k8s.io/apimachinery v0.36.3
+	k8s.io/sample-apiserver v0.36.3
 )

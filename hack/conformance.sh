@@ -96,8 +96,10 @@ if "$BERTH" get clusters 2>/dev/null | grep -qx "$NAME"; then
   log "deleting cluster $NAME left by an earlier run"
   "$BERTH" delete cluster --name "$NAME" --yes
 fi
+MIRROR=berth-$NAME-mirror
 cleanup() {
   if [ "${KEEP:-0}" != 1 ]; then
+    docker rm -f "$MIRROR" >/dev/null 2>&1 || true
     log "deleting cluster $NAME"
     "$BERTH" delete cluster --name "$NAME" --yes >/dev/null 2>&1 || log "could not delete cluster $NAME"
   fi
@@ -108,6 +110,36 @@ timed create-cluster "$BERTH" create cluster --name "$NAME" --workers 2
 chmod 600 "$RUN/kubeconfig"
 # shellcheck disable=SC2046
 timed load-images "$BERTH" load image --name "$NAME" $(cat "$OUT/images.list")
+
+# A mirror of registry.k8s.io on the cluster's network, serving the same
+# images: a test that must pull (an image volume with pullPolicy Always)
+# pulls from it instead of a registry. Nodes' containerd reads
+# /etc/containerd/certs.d/<registry>/hosts.toml at every pull.
+start_mirror() {
+  local ids data ip node
+  ids=$(docker image inspect -f '{{.Id}}' $(cat "$OUT/images.list") | sha256sum | cut -c1-16)
+  data=$OUT/mirror
+  if [ "$(cat "$data/.ids" 2>/dev/null)" != "$ids" ]; then
+    log "exporting the images for the mirror"
+    rm -rf "$data" && mkdir -p "$data"
+    docker save $(cat "$OUT/images.list") | tar -x -C "$data"
+    echo "$ids" >"$data/.ids"
+  fi
+  docker rm -f "$MIRROR" >/dev/null 2>&1 || true
+  docker run -d --name "$MIRROR" --network "berth-$NAME" -v "$data:/data:ro" \
+    berth-conformance/registry:latest -dir /data -listen :5000 >/dev/null
+  ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"berth-$NAME\").IPAddress}}" "$MIRROR")
+  for node in $("$BERTH" get nodes --name "$NAME" -o json | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p'); do
+    docker exec -i "$node" sh -c 'mkdir -p /etc/containerd/certs.d/registry.k8s.io && cat >/etc/containerd/certs.d/registry.k8s.io/hosts.toml' <<EOF
+server = "https://registry.k8s.io"
+
+[host."http://$ip:5000"]
+  capabilities = ["pull", "resolve"]
+EOF
+  done
+  log "registry.k8s.io mirror at $ip:5000 (container $MIRROR)"
+}
+timed start-mirror start_mirror
 
 # --- 4. the suite
 args=(--no-color --procs="$PROCS" --timeout="$TIMEOUT" --focus="$FOCUS" --silence-skips

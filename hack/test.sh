@@ -2,7 +2,8 @@
 # The test command: set-up, formatting, vet, unit tests of both modules,
 # then the end-to-end tests against real clusters in Docker.
 # E2E=0 skips the end-to-end tests; E2E_HA=1 adds the 3-control-plane case;
-# E2E_DAEMON_RESTART=1 restarts dockerd under a running cluster.
+# E2E_DAEMON_RESTART=1 restarts dockerd under a running cluster;
+# CONFORMANCE=0 skips the upstream conformance subset that ends the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
@@ -26,9 +27,14 @@ control_go vet ./...
 
 echo "== unit tests"
 go test ./...
-control_go test ./boot/... ./componentconfig/... ./podnet/... ./addons/... ./supervisor/... ./loadbalancer/...
+control_go test ./boot/... ./componentconfig/... ./podnet/... ./addons/... ./supervisor/... ./loadbalancer/... ./conformance/...
 
 if [ "${E2E:-1}" != 0 ]; then
   echo "== end-to-end tests (real clusters; the first run builds the node image)"
   go test -tags e2e -count=1 -timeout 80m -v ./cmd/berth/e2e/
+fi
+
+if [ "${E2E:-1}" != 0 ] && [ "${CONFORMANCE:-1}" != 0 ]; then
+  echo "== conformance subset (hack/conformance/subset.txt; the first run compiles e2e.test and the test images)"
+  SUBSET=1 REPORT= hack/conformance.sh
 fi

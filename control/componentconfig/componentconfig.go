@@ -24,6 +24,7 @@ const (
 	ContainerdSocket    = "/run/containerd/containerd.sock"
 	ResolvConf          = "/etc/berth/resolv.conf"
 	CNIConfDir          = "/etc/cni/net.d"
+	RegistryConfigDir   = "/etc/containerd/certs.d"
 	CNIBinDir           = "/opt/cni/bin"
 	PauseImage          = versions.PauseImage
 )
@@ -314,6 +315,11 @@ state = "/run/containerd"
 [plugins."io.containerd.cri.v1.images".pinned_images]
   sandbox = %q
 
+# Mirrors and registry settings: /etc/containerd/certs.d/<host>/hosts.toml,
+# read at every pull (as kind and containerd's docs describe).
+[plugins."io.containerd.cri.v1.images".registry]
+  config_path = %q
+
 [plugins."io.containerd.cri.v1.runtime"]
   # Without CAP_SYS_RESOURCE a sandbox may not lower its OOM score.
   restrict_oom_score_adj = true
@@ -330,7 +336,7 @@ state = "/run/containerd"
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
   SystemdCgroup = false
   BinaryName = "/usr/local/bin/runc"
-`, ContainerdSocket, PauseImage, CNIBinDir, CNIConfDir)
+`, ContainerdSocket, PauseImage, RegistryConfigDir, CNIBinDir, CNIConfDir)
 }
 
 // FeatureGates renders gates as Name=bool,... in a stable order.

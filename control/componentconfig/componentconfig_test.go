@@ -68,7 +68,7 @@ func TestKubeProxyConfig(t *testing.T) {
 
 func TestContainerdConfig(t *testing.T) {
 	c := ContainerdConfigTOML()
-	for _, want := range []string{"restrict_oom_score_adj = true", `sandbox = "registry.k8s.io/pause:3.10.2"`, "SystemdCgroup = false"} {
+	for _, want := range []string{"restrict_oom_score_adj = true", `sandbox = "registry.k8s.io/pause:3.10.2"`, "SystemdCgroup = false", `config_path = "/etc/containerd/certs.d"`} {
 		if !strings.Contains(c, want) {
 			t.Errorf("containerd config lacks %q", want)
 		}

@@ -12,11 +12,17 @@
 #   registry.k8s.io/e2e-test-images/nginx:1.27-0, nginx:1.28-0 (whatever
 #       the suite names)  Debian's nginx, in the foreground on port 80
 #   registry.k8s.io/e2e-test-images/kitten:1.8, nautilus:1.8  agnhost
-#       test-webserver with upstream's html files
+#       test-webserver with upstream's html files (and its base's os-release)
 #   registry.k8s.io/e2e-test-images/nonroot:1.5  the base as uid 1234
 #   registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0  the base (dig)
 #   registry.k8s.io/e2e-test-images/nonewprivs:1.4  nnp compiled from
 #       k8s.io/kubernetes/test/images/nonewprivs, setuid root
+#   registry.k8s.io/etcd:3.6.8-0  /usr/local/bin/etcd compiled from
+#       go.etcd.io/etcd/server/v3 at the version berth-node embeds
+#   registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2  /sample-apiserver
+#       compiled from k8s.io/sample-apiserver at the cluster's version
+#   berth-conformance/registry:latest  control/conformance/registry, the
+#       read-only mirror hack/conformance.sh serves these images from
 #
 # registry.k8s.io/pause:3.10.2 is already in every berth node.
 #
@@ -139,12 +145,25 @@ for ref in $(grep -E "^$REG/agnhost:" "$LIST" | grep -vxF "$AGNHOST"); do
 done
 
 # --- 3. kitten and nautilus: agnhost test-webserver with upstream's files
+# Upstream builds both on agnhost's alpine:3.21, and the ImageVolume test
+# mounts kitten as a volume and reads its /etc/os-release expecting
+# "Alpine Linux": these two images carry a copy of that base's
+# os-release (the rest of them is the Debian base, like agnhost here).
 for n in kitten nautilus; do
-  d=$CTX/$n; mkdir -p "$d"
-  cp "$TI/$n/html/"* "$d/"
+  d=$CTX/$n; mkdir -p "$d/layer/etc"
+  cp "$TI/$n/html/"* "$d/layer/"
+  cat >"$d/layer/etc/os-release" <<'EOF'
+NAME="Alpine Linux"
+ID=alpine
+VERSION_ID=3.21.0
+PRETTY_NAME="Alpine Linux v3.21"
+HOME_URL="https://alpinelinux.org/"
+BUG_REPORT_URL="https://gitlab.alpinelinux.org/alpine/aports/-/issues"
+EOF
+  tar -C "$d/layer" --owner=0 --group=0 --mtime=@0 --sort=name -cf "$d/layer.tar" . && rm -rf "$d/layer"
   cat >"$d/Dockerfile" <<EOF
 FROM $AGNHOST
-COPY $n.jpg data.json /
+ADD layer.tar /
 CMD ["test-webserver"]
 EOF
   ref=$(want $n) || continue
@@ -188,6 +207,27 @@ if ref=$(want nonewprivs); then
   printf 'FROM %s\nADD layer.tar /\nCMD ["nnp"]\n' "$BASE" >"$d/Dockerfile"
   build "$ref" "$d"
   IMAGES+=("$ref")
+fi
+
+# --- 6b. etcd and sample-apiserver (the aggregator test runs both in one
+# pod): static Go binaries from the control module on the Debian base.
+# go_image REF PACKAGE PATH [ENTRYPOINT]: PACKAGE's binary at PATH in REF.
+go_image() {
+  local ref=$1 pkg=$2 path=$3 entry=${4:-} d
+  d=$CTX/$(basename "$path"); mkdir -p "$d/layer$(dirname "$path")"
+  log "compiling $pkg"
+  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags '-s -w' -o "$d/layer$path" "$pkg")
+  tar -C "$d/layer" --owner=0 --group=0 --mtime=@0 --sort=name -cf "$d/layer.tar" . && rm -rf "$d/layer"
+  printf 'FROM %s\nADD layer.tar /\n' "$BASE" >"$d/Dockerfile"
+  [ -z "$entry" ] || printf 'ENTRYPOINT ["%s"]\n' "$entry" >>"$d/Dockerfile"
+  build "$ref" "$d"
+  IMAGES+=("$ref")
+}
+if ref=$(grep -E '^registry.k8s.io/etcd:' "$LIST" | head -1 | grep .); then
+  go_image "$ref" go.etcd.io/etcd/server/v3 /usr/local/bin/etcd
+fi
+if ref=$(want sample-apiserver); then
+  go_image "$ref" k8s.io/sample-apiserver /sample-apiserver /sample-apiserver
 fi
 
 # --- 7. nonroot: the base as uid 1234
@@ -250,6 +290,15 @@ for ref in $(grep -E "^$REG/busybox:" "$LIST" | grep -vxF "$BUSYBOX"); do
   docker tag "$BUSYBOX" "$ref"
   IMAGES+=("$ref")
 done
+
+# --- 9. the mirror: control/conformance/registry serves the images above
+# to the nodes as registry.k8s.io (for tests that must pull). Not a test
+# image, so not in images.list.
+d=$CTX/registry; mkdir -p "$d/layer"
+(cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags '-s -w' -o "$d/layer/registry" ./conformance/registry)
+tar -C "$d/layer" --owner=0 --group=0 --mtime=@0 --sort=name -cf "$d/layer.tar" . && rm -rf "$d/layer"
+printf 'FROM scratch\nADD layer.tar /\nENTRYPOINT ["/registry"]\n' >"$d/Dockerfile"
+build berth-conformance/registry:latest "$d"
 
 printf '%s\n' "${IMAGES[@]}" >"$OUT/images.list"
 grep -vxF -f "$OUT/images.list" "$LIST" | grep -v '^registry.k8s.io/pause:' >"$OUT/images.missing" || true

@@ -399,7 +399,8 @@ func firstOr(s []string, def string) string {
 }
 
 // DeleteCluster removes the cluster's containers (killing them: the
-// cluster is being thrown away), then its networks and volumes. It goes
+// cluster is being thrown away), then its networks (after disconnecting
+// containers that are not the cluster's) and volumes. It goes
 // on past errors and reports them all.
 func (p *Provider) DeleteCluster(ctx context.Context, cluster string) error {
 	if cluster == "" {
@@ -430,6 +431,15 @@ func (p *Provider) DeleteCluster(ctx context.Context, cluster string) error {
 		errs = append(errs, fmt.Errorf("listing networks: %w", err))
 	}
 	for _, n := range nets {
+		// Containers the user attached (a local registry, a test client)
+		// are disconnected, not removed: they are not the cluster's.
+		if info, err := p.api.NetworkInspect(ctx, n.ID, network.InspectOptions{}); err == nil {
+			for id := range info.Containers {
+				if err := p.api.NetworkDisconnect(ctx, n.ID, id, true); err != nil && !client.IsErrNotFound(err) {
+					errs = append(errs, fmt.Errorf("disconnecting container %s from network %s: %w", id, n.Name, err))
+				}
+			}
+		}
 		if err := p.api.NetworkRemove(ctx, n.ID); err != nil && !client.IsErrNotFound(err) {
 			errs = append(errs, fmt.Errorf("removing network %s: %w", n.Name, err))
 		}

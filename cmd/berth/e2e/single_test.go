@@ -87,8 +87,21 @@ func TestSingleNode(t *testing.T) {
 	// ... and the restarted scheduler schedules again.
 	scaleTo(t, client, "default", "hello", 2)
 
+	// A container the user attached to the cluster's network (a local
+	// registry, say) is disconnected by delete, not removed, and does not
+	// keep the network alive.
+	run, err := exec.Command("docker", "run", "-d", "--rm", "--network", "berth-"+name, helloRef).CombinedOutput()
+	if err != nil {
+		t.Fatalf("attaching a container to the cluster's network: %v: %s", err, run)
+	}
+	foreign := strings.TrimSpace(string(run))
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", foreign).Run() })
+
 	mustBerth(t, "delete", "cluster", "--name", name)
 	assertNothingLeft(t, name)
+	if out, err := exec.Command("docker", "inspect", "-f", "{{.State.Running}}", foreign).Output(); err != nil || strings.TrimSpace(string(out)) != "true" {
+		t.Errorf("delete cluster touched a container that is not the cluster's: running=%q err=%v", out, err)
+	}
 	_ = ctx
 }
 
