@@ -149,7 +149,9 @@ func (s *Store) Handler(log *slog.Logger) http.Handler {
 		}
 		repo, kind, ref := m[1], m[2], m[3]
 		status := http.StatusOK
-		defer func() { log.Info("request", "method", r.Method, "path", r.URL.Path, "ns", r.URL.Query().Get("ns"), "status", status) }()
+		defer func() {
+			log.Info("request", "method", r.Method, "path", r.URL.Path, "ns", r.URL.Query().Get("ns"), "status", status)
+		}()
 		if kind == "blobs" {
 			path, ok := s.blobs[ref]
 			if !ok {
