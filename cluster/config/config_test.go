@@ -37,6 +37,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		"nodes[1].role":                           func(c *Cluster) { c.Nodes = append(c.Nodes, Node{Role: "boss"}) },
 		"nodes: a cluster needs":                  func(c *Cluster) { c.Nodes = []Node{{Role: WorkerRole}} },
 		"networking.kubeProxyMode":                func(c *Cluster) { c.Networking.KubeProxyMode = "ipvs" },
+		"networking.podSubnet: 10.9.0.0/22 has room for 4 nodes": func(c *Cluster) {
+			c.Networking.PodSubnet = "10.9.0.0/22"
+			for range 4 {
+				c.Nodes = append(c.Nodes, Node{Role: WorkerRole})
+			}
+		},
 		"nodes[0].extraPortMappings[1].hostPort": func(c *Cluster) {
 			c.Nodes[0].ExtraPortMappings = []PortMapping{{ContainerPort: 80, HostPort: 8080}, {ContainerPort: 81, HostPort: 8080}}
 		},

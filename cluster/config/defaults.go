@@ -156,6 +156,8 @@ func (c *Cluster) Validate() error {
 		add("networking.podSubnet: %q is not a CIDR", nw.PodSubnet)
 	} else if ones, _ := pods.Mask.Size(); pods.IP.To4() == nil || ones > 22 {
 		add("networking.podSubnet: %s must be an IPv4 range of /22 or larger (each node gets a /24)", nw.PodSubnet)
+	} else if room := 1 << (24 - ones); len(c.Nodes) > room {
+		add("networking.podSubnet: %s has room for %d nodes (a /24 each), not %d: use a larger range such as %s", nw.PodSubnet, room, len(c.Nodes), DefaultPodSubnet)
 	}
 	_, svcs, err := net.ParseCIDR(nw.ServiceSubnet)
 	if err != nil {

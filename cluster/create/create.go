@@ -253,6 +253,17 @@ func planCluster(ctx context.Context, p provider.Provider, cfg *config.Cluster, 
 	for _, n := range cfg.Nodes {
 		hasWorkers = hasWorkers || n.Role == config.WorkerRole
 	}
+	// Each node's PodCIDR, chosen here (in node order) rather than by the
+	// controller-manager, so every node can configure its pod network
+	// before its kubelet starts.
+	podCIDRs := map[string]string{}
+	for i := range cfg.Nodes {
+		cidr, err := nodeconfig.PodCIDRFor(cfg.Networking.PodSubnet, i)
+		if err != nil {
+			return nil, fmt.Errorf("networking.podSubnet: %w", err)
+		}
+		podCIDRs[names[i]] = cidr
+	}
 	first := true
 	for i, n := range cfg.Nodes {
 		nc := &nodeconfig.Node{
@@ -263,6 +274,7 @@ func planCluster(ctx context.Context, p provider.Provider, cfg *config.Cluster, 
 			APIServerEndpoint:  endpoint,
 			EtcdInitialCluster: strings.Join(etcdMembers, ","),
 			PodSubnet:          cfg.Networking.PodSubnet,
+			PodCIDR:            podCIDRs[names[i]],
 			ServiceSubnet:      cfg.Networking.ServiceSubnet,
 			DNSServiceIP:       cfg.ServiceIP(10).String(),
 			ClusterDomain:      cfg.Networking.DNSDomain,
@@ -272,6 +284,9 @@ func planCluster(ctx context.Context, p provider.Provider, cfg *config.Cluster, 
 			FeatureGates:       cfg.FeatureGates,
 			RuntimeConfig:      cfg.RuntimeConfig,
 			KubernetesVersion:  versions.Kubernetes,
+		}
+		if n.Role == config.ControlPlaneRole {
+			nc.PodCIDRs = podCIDRs
 		}
 		if n.Role == config.ControlPlaneRole && hasWorkers {
 			nc.Taints = []string{"node-role.kubernetes.io/control-plane:NoSchedule"}

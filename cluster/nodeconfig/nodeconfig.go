@@ -51,9 +51,16 @@ type Node struct {
 	APIServerEndpoint string `json:"apiServerEndpoint"`
 	// Etcd lists the etcd members (control-plane nodes) as name=peerURL.
 	EtcdInitialCluster string `json:"etcdInitialCluster,omitempty"`
-	// PodSubnet is the cluster-wide pod CIDR; each node gets a /24 of it
-	// from the controller-manager.
+	// PodSubnet is the cluster-wide pod CIDR; each node gets a /24 of it.
 	PodSubnet string `json:"podSubnet"`
+	// PodCIDR is this node's /24 of PodSubnet. berth chooses it at create
+	// (PodCIDRFor, in node order) instead of the controller-manager's node
+	// IPAM, so the node's CNI configuration exists before its kubelet
+	// starts and the node is Ready as soon as it registers.
+	PodCIDR string `json:"podCIDR,omitempty"`
+	// PodCIDRs, on control-plane nodes, maps every node's name to its
+	// PodCIDR: the control plane writes them into each Node's spec.
+	PodCIDRs map[string]string `json:"podCIDRs,omitempty"`
 	// ServiceSubnet is the ClusterIP range.
 	ServiceSubnet string `json:"serviceSubnet"`
 	// DNSServiceIP is the ClusterIP of kube-dns.
@@ -95,6 +102,11 @@ func (n *Node) Validate() error {
 			return fmt.Errorf("node config: %s: %w", field, err)
 		}
 	}
+	if n.PodCIDR != "" {
+		if _, _, err := net.ParseCIDR(n.PodCIDR); err != nil {
+			return fmt.Errorf("node config: podCIDR: %w", err)
+		}
+	}
 	if net.ParseIP(n.DNSServiceIP) == nil {
 		return fmt.Errorf("node config: dnsServiceIP %q is not an IP address", n.DNSServiceIP)
 	}
@@ -123,4 +135,28 @@ func Load(path string) (*Node, error) {
 		return nil, err
 	}
 	return &n, nil
+}
+
+// PodCIDRSize is the prefix length of each node's share of the pod subnet.
+const PodCIDRSize = 24
+
+// PodCIDRFor returns the index-th /24 of podSubnet: the PodCIDR of the
+// index-th node of a cluster.
+func PodCIDRFor(podSubnet string, index int) (string, error) {
+	_, subnet, err := net.ParseCIDR(podSubnet)
+	if err != nil {
+		return "", fmt.Errorf("pod subnet: %w", err)
+	}
+	base := subnet.IP.To4()
+	ones, _ := subnet.Mask.Size()
+	if base == nil || ones > PodCIDRSize {
+		return "", fmt.Errorf("pod subnet %s: must be an IPv4 range of /%d or larger", podSubnet, PodCIDRSize)
+	}
+	if index < 0 || index >= 1<<(PodCIDRSize-ones) {
+		return "", fmt.Errorf("pod subnet %s has room for %d nodes (a /%d each), not %d", podSubnet, 1<<(PodCIDRSize-ones), PodCIDRSize, index+1)
+	}
+	v := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(base[2])<<8 | uint32(base[3])
+	v += uint32(index) << (32 - PodCIDRSize)
+	ip := net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+	return fmt.Sprintf("%s/%d", ip, PodCIDRSize), nil
 }

@@ -99,23 +99,16 @@ func APIServer(n *nodeconfig.Node) []string {
 	return args
 }
 
-// NodeIPAMController is the controller that gives nodes their PodCIDR.
+// NodeIPAMController is the controller-manager's PodCIDR allocator. berth
+// does not run it: PodCIDRs are chosen at create and set by berth-node
+// (podnet.PodCIDRAssigner), so a node's CNI configuration exists before
+// its kubelet starts.
 const NodeIPAMController = "node-ipam-controller"
 
 // ControllerManager returns kube-controller-manager's arguments: every
-// controller except node IPAM, which NodeIPAM runs.
+// controller except node IPAM.
 func ControllerManager(n *nodeconfig.Node) []string {
 	return controllerManager(n, "*,-"+NodeIPAMController+",bootstrapsigner,tokencleaner", "kube-controller-manager", 10257)
-}
-
-// NodeIPAM returns the arguments of a second kube-controller-manager that
-// runs node IPAM alone. The full controller-manager starts some forty
-// controllers one after the other before node IPAM, and a node is not
-// Ready until it has a PodCIDR: on two cores that ordering alone cost
-// ~5 s of every create. Both processes are the unmodified upstream binary,
-// each with its own leader-election lease.
-func NodeIPAM(n *nodeconfig.Node) []string {
-	return controllerManager(n, NodeIPAMController, "berth-node-ipam", 10263)
 }
 
 func controllerManager(n *nodeconfig.Node, controllers, lease string, port int) []string {
@@ -128,7 +121,7 @@ func controllerManager(n *nodeconfig.Node, controllers, lease string, port int) 
 		fmt.Sprintf("--secure-port=%d", port),
 		"--leader-elect=true",
 		"--leader-elect-resource-name=" + lease,
-		"--allocate-node-cidrs=true",
+		"--allocate-node-cidrs=false",
 		"--cluster-cidr=" + n.PodSubnet,
 		"--node-cidr-mask-size=24",
 		"--service-cluster-ip-range=" + n.ServiceSubnet,

@@ -95,13 +95,10 @@ func TestDefaultGateway(t *testing.T) {
 	}
 }
 
-func TestNodeIPAMRunsApart(t *testing.T) {
-	full, ipam := ControllerManager(testNode()), NodeIPAM(testNode())
+func TestControllerManagerLeavesPodCIDRsToBerth(t *testing.T) {
+	full := ControllerManager(testNode())
 	has(t, full, "--controllers=*,-node-ipam-controller,bootstrapsigner,tokencleaner")
-	has(t, ipam, "--controllers=node-ipam-controller")
-	has(t, ipam, "--allocate-node-cidrs=true")
-	has(t, ipam, "--cluster-cidr=10.244.0.0/16")
+	has(t, full, "--allocate-node-cidrs=false")
+	has(t, full, "--cluster-cidr=10.244.0.0/16")
 	has(t, full, "--leader-elect-resource-name=kube-controller-manager")
-	has(t, ipam, "--leader-elect-resource-name=berth-node-ipam")
-	has(t, ipam, "--secure-port=10263")
 }

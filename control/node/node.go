@@ -76,7 +76,6 @@ func Run(ctx context.Context, log *slog.Logger) error {
 		// The controllers wait for the API server themselves; starting them
 		// now overlaps their start-up with the API server's. An early exit
 		// (RBAC not yet in place) is absorbed by the restart backoff.
-		sup.Start(ctx, supervisor.Spec{Name: "node-ipam", Path: self, Args: append([]string{"kube-controller-manager"}, cc.NodeIPAM(n)...)})
 		sup.Start(ctx, supervisor.Spec{Name: "kube-controller-manager", Path: self, Args: append([]string{"kube-controller-manager"}, cc.ControllerManager(n)...)})
 		sup.Start(ctx, supervisor.Spec{Name: "kube-scheduler", Path: self, Args: append([]string{"kube-scheduler"}, cc.Scheduler(n)...)})
 	}
@@ -95,6 +94,14 @@ func Run(ctx context.Context, log *slog.Logger) error {
 			log.Error("importing images", "err", err)
 		}
 	}()
+	// The pod network's configuration goes in before the kubelet starts:
+	// containerd reports the network ready at the kubelet's first look,
+	// and the node is Ready as soon as it registers.
+	if n.PodCIDR != "" && !n.DisableDefaultCNI {
+		if _, err := podnet.WriteCNIConfig(cc.CNIConfDir, n.PodCIDR); err != nil {
+			log.Error("writing the CNI configuration", "err", err)
+		}
+	}
 	sup.Start(ctx, supervisor.Spec{Name: "kubelet", Path: self, Args: append([]string{"kubelet"}, cc.Kubelet(n)...)})
 	if n.KubeProxyMode != "none" {
 		sup.Start(ctx, supervisor.Spec{Name: "kube-proxy", Path: self, Args: append([]string{"kube-proxy"}, cc.KubeProxy()...)})
@@ -132,6 +139,10 @@ func runControlPlane(ctx context.Context, n *nodeconfig.Node, sup *supervisor.Su
 		return
 	}
 	log.Info("API server ready")
+	if len(n.PodCIDRs) > 0 {
+		assigner := &podnet.PodCIDRAssigner{Client: client, CIDRs: n.PodCIDRs, Log: log.With("component", "podcidr")}
+		go assigner.Run(ctx)
+	}
 	go applyAddons(ctx, n, sup, self, log)
 	labelRoles(ctx, client, log)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -54,6 +55,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			case <-time.After(2 * time.Second):
 			}
 		}
+	}
+	if err := a.waitForNodes(ctx); err != nil {
+		return nil
 	}
 	factory := informers.NewSharedInformerFactory(a.Client, 5*time.Minute)
 	nodes := factory.Core().V1().Nodes()
@@ -124,24 +128,60 @@ func (a *Agent) writeCNIConfig(podCIDR string) error {
 	if bytes.Equal(conf, a.lastCNIConf) {
 		return nil
 	}
-	path := filepath.Join(a.CNIConfDir, CNIConfFile)
-	if existing, err := os.ReadFile(path); err == nil && bytes.Equal(existing, conf) {
-		a.lastCNIConf = conf
-		return nil
-	}
-	if err := os.MkdirAll(a.CNIConfDir, 0o755); err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, conf, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	changed, err := WriteCNIConfig(a.CNIConfDir, podCIDR)
+	if err != nil {
 		return err
 	}
 	a.lastCNIConf = conf
-	a.Log.Info("pod network configured", "podCIDR", podCIDR)
+	if changed {
+		a.Log.Info("pod network configured", "podCIDR", podCIDR)
+	}
 	return nil
+}
+
+// WriteCNIConfig writes the CNI configuration for podCIDR into dir
+// (atomically, so containerd never loads half a file) unless it is there
+// already, and reports whether it wrote.
+func WriteCNIConfig(dir, podCIDR string) (bool, error) {
+	conf, err := CNIConfig(podCIDR)
+	if err != nil {
+		return false, err
+	}
+	path := filepath.Join(dir, CNIConfFile)
+	if existing, err := os.ReadFile(path); err == nil && bytes.Equal(existing, conf) {
+		return false, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, conf, 0o644); err != nil {
+		return false, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// waitForNodes returns once the agent's identity may list Nodes: until
+// the API server has bootstrapped its RBAC policy a list is forbidden,
+// and an informer would back off for seconds after such failures,
+// delaying this node's routes to its peers.
+func (a *Agent) waitForNodes(ctx context.Context) error {
+	for {
+		reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := a.Client.CoreV1().Nodes().List(reqCtx, metav1.ListOptions{Limit: 1})
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 func (a *Agent) syncRoutes(want []Route) error {

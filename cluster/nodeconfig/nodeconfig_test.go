@@ -1,0 +1,41 @@
+package nodeconfig
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestPodCIDRFor(t *testing.T) {
+	for _, c := range []struct {
+		subnet string
+		index  int
+		want   string
+	}{
+		{"10.244.0.0/16", 0, "10.244.0.0/24"},
+		{"10.244.0.0/16", 2, "10.244.2.0/24"},
+		{"10.244.0.0/16", 255, "10.244.255.0/24"},
+		{"10.8.0.0/14", 300, "10.9.44.0/24"},
+		{"192.168.4.0/22", 3, "192.168.7.0/24"},
+		{"172.20.9.0/24", 0, "172.20.9.0/24"},
+	} {
+		got, err := PodCIDRFor(c.subnet, c.index)
+		if err != nil || got != c.want {
+			t.Errorf("PodCIDRFor(%s, %d) = %q, %v; want %q", c.subnet, c.index, got, err, c.want)
+		}
+	}
+	for _, c := range []struct {
+		subnet string
+		index  int
+		want   string
+	}{
+		{"10.244.0.0/16", 256, "room for 256 nodes"},
+		{"192.168.4.0/22", 4, "room for 4 nodes"},
+		{"10.244.0.0/25", 0, "/24 or larger"},
+		{"fd00::/64", 0, "IPv4"},
+		{"nope", 0, "pod subnet"},
+	} {
+		if _, err := PodCIDRFor(c.subnet, c.index); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("PodCIDRFor(%s, %d): error %v, want one mentioning %q", c.subnet, c.index, err, c.want)
+		}
+	}
+}
