@@ -36,6 +36,11 @@ var pruned = []string{
 	"usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
 	"usr/share/lintian", "usr/share/common-licenses", "var/cache/apt",
 	"var/lib/apt/lists", "var/cache/debconf/templates.dat-old", "var/log",
+	// Nothing in a node converts character sets, runs perl or installs
+	// packages: glibc's iconv modules, perl and apt go (~20 MB). dpkg's
+	// database stays, so `dpkg -l` still says what the node carries.
+	"usr/lib/*-linux-gnu/gconv", "usr/lib/*-linux-gnu/perl-base", "usr/bin/perl*", "usr/share/perl5",
+	"usr/bin/apt*", "usr/lib/apt", "usr/lib/*-linux-gnu/libapt-*", "usr/share/bash-completion",
 }
 
 // baseRootfs returns a cached debootstrap tree, creating it if needed.
@@ -68,7 +73,10 @@ func baseRootfs(ctx context.Context, cacheDir, mirror string, log *slog.Logger) 
 		return "", fmt.Errorf("debootstrap %s from %s: %w\n%s", versions.DebianSuite, mirror, err, tail)
 	}
 	for _, p := range pruned {
-		_ = os.RemoveAll(filepath.Join(tmp, p))
+		matches, _ := filepath.Glob(filepath.Join(tmp, p))
+		for _, m := range matches {
+			_ = os.RemoveAll(m)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(tmp, ".berth-complete"), nil, 0o644); err != nil {
 		return "", err

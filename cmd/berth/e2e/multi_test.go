@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -82,6 +83,25 @@ func TestMultiNode(t *testing.T) {
 		}
 	}
 	checks("after create")
+
+	// PodCIDRs are berth's choice, in node order (the controller-manager's
+	// node IPAM is off), and each pod's IP lies in its node's PodCIDR.
+	for i, r := range rows {
+		n, err := client.CoreV1().Nodes().Get(context.Background(), r.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("10.244.%d.0/24", i); n.Spec.PodCIDR != want || len(n.Spec.PodCIDRs) != 1 {
+			t.Errorf("node %s: PodCIDR %q %v, want %s", r.Name, n.Spec.PodCIDR, n.Spec.PodCIDRs, want)
+		}
+		if p := pinned[r.Name]; p != nil {
+			p = refresh(t, client, p)
+			_, cidr, _ := net.ParseCIDR(n.Spec.PodCIDR)
+			if ip := net.ParseIP(p.Status.PodIP); cidr == nil || ip == nil || !cidr.Contains(ip) {
+				t.Errorf("pod %s on %s has IP %s, outside the node's PodCIDR %s", p.Name, r.Name, p.Status.PodIP, n.Spec.PodCIDR)
+			}
+		}
+	}
 
 	// Storage: a claim on the default class binds and a pod writes to it.
 	claim := &corev1.PersistentVolumeClaim{
