@@ -2,7 +2,8 @@
 # Installs what berth needs on a fresh machine and makes sure a Docker
 # engine answers: Debian's docker.io, debootstrap (node image base),
 # libseccomp-dev and gcc (runc is built with seccomp), tmux (terminal
-# tests). Root on Debian/Ubuntu only; elsewhere it says what to install.
+# tests), make/bzip2/curl (the conformance suite's busybox, built from
+# source). Root on Debian/Ubuntu only; elsewhere it says what to install.
 set -euo pipefail
 
 need=()
@@ -14,6 +15,10 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc libc6-dev)
 command -v tmux >/dev/null 2>&1 || need+=(tmux)
 command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v bc >/dev/null 2>&1 || need+=(bc)
+# The conformance suite's busybox image is built from upstream's source.
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v bzip2 >/dev/null 2>&1 || need+=(bzip2)
+command -v curl >/dev/null 2>&1 || need+=(curl ca-certificates)
 [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
 
 if ! command -v go >/dev/null 2>&1; then

@@ -7,8 +7,8 @@
 #       k8s.io/kubernetes/test/images/agnhost (control module) on a Debian
 #       bookworm minbase with the tools upstream's alpine image carries
 #       (dig, curl, nc, ip/ss, iperf, bash, ipcs)
-#   registry.k8s.io/e2e-test-images/busybox:1.37.0-1  Debian's busybox-static
-#       with one symlink per applet, sh = Debian's bash-static (see below)
+#   registry.k8s.io/e2e-test-images/busybox:1.37.0-1  upstream busybox built
+#       from source (static, defconfig) with one symlink per applet
 #   registry.k8s.io/e2e-test-images/nginx:1.27-0, nginx:1.28-0 (whatever
 #       the suite names)  Debian's nginx, in the foreground on port 80
 #   registry.k8s.io/e2e-test-images/kitten:1.8, nautilus:1.8  agnhost
@@ -64,9 +64,9 @@ mirror() {
 MIRROR=${DEBIAN_MIRROR:-$(mirror)}
 SUITE=bookworm
 # What upstream's alpine-based agnhost installs, in Debian's names, plus
-# nginx (one shared base layer for every image but busybox),
-# busybox-static and bash-static (the busybox image's only files).
-PACKAGES=bind9-dnsutils,curl,netcat-openbsd,iproute2,iperf,bash,util-linux,procps,iputils-ping,ca-certificates,nginx-light,busybox-static,bash-static
+# nginx (one shared base layer for every image but busybox), and
+# busybox-static (whose version names the busybox source to build).
+PACKAGES=bind9-dnsutils,curl,netcat-openbsd,iproute2,iperf,bash,util-linux,procps,iputils-ping,ca-certificates,nginx-light,busybox-static
 
 # image_current NAME HASH: the image exists and was built from HASH.
 image_current() {
@@ -238,21 +238,33 @@ if ref=$(want nonroot); then
   IMAGES+=("$ref")
 fi
 
-# --- 8. busybox: Debian's busybox-static and its applets, nothing else
+# --- 8. busybox: upstream's busybox, built from source, and its applets.
+# Not Debian's busybox-static: Debian patches ash to drop environment
+# variables whose names are not shell identifiers (debian/patches/
+# revert-9c143ce5...), which upstream's ash passes on and the
+# ConfigMap/Secret envFrom tests print with `sh -c env`; and the
+# read-only root filesystem test expects ash's own error message. The
+# source is Debian's pristine upstream tarball (the .orig.tar.bz2 of the
+# busybox version the base carries), from the same mirror; upstream
+# defconfig, static.
+BB_VERSION=$(docker run --rm --entrypoint dpkg-query "$BASE" -W -f '${Version}' busybox-static | sed 's/^[0-9]*://; s/-[^-]*$//')
+BB=$OUT/busybox-$BB_VERSION/busybox
+if [ ! -x "$BB" ]; then
+  log "compiling busybox $BB_VERSION from upstream's source"
+  src=$(mktemp -d)
+  curl -fsSL "$MIRROR/pool/main/b/busybox/busybox_$BB_VERSION.orig.tar.bz2" | tar -xj -C "$src" --strip-components=1
+  (cd "$src" && make defconfig >/dev/null &&
+    sed -i 's/^# CONFIG_STATIC is not set/CONFIG_STATIC=y/; s/^CONFIG_TC=y/# CONFIG_TC is not set/' .config &&
+    make -j"$(nproc)" busybox >"$OUT/busybox-build.log" 2>&1) || { tail -20 "$OUT/busybox-build.log" >&2; exit 1; }
+  mkdir -p "$(dirname "$BB")" && cp "$src/busybox" "$BB.tmp" && mv "$BB.tmp" "$BB"
+  rm -rf "$src"
+fi
 d=$CTX/busybox; r=$d/layer; mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/root" "$r/var/www" "$r/home"
 chmod 1777 "$r/tmp"
-cid=$(docker create "$BASE")
-docker cp "$cid:/bin/busybox" - | tar -x -C "$r/bin"
-docker cp "$cid:/bin/bash-static" - | tar -x -C "$r/bin"
-docker rm "$cid" >/dev/null
-for a in $("$r/bin/busybox" --list); do
+cp "$BB" "$r/bin/busybox"
+for a in $("$BB" --list); do
   [ "$a" = busybox ] || ln -s busybox "$r/bin/$a"
 done
-# sh is a static bash: Debian's busybox ash drops environment variables
-# whose names are not shell identifiers (data-1=...), which upstream's
-# busybox passes on and the ConfigMap/Secret envFrom tests print with
-# `sh -c env`. Every other command is busybox.
-ln -sf bash-static "$r/bin/sh"
 mkdir -p "$r/usr"; ln -s ../bin "$r/usr/bin"; ln -s bin "$r/sbin"; ln -s ../bin "$r/usr/sbin"
 cat >"$r/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
