@@ -111,7 +111,7 @@ func FindSourceDir() (string, error) {
 // Recipe hashes every input of the image.
 func Recipe(sourceDir, mirror string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "recipe %s\nmirror %s\npackages %s\n", recipeVersion, mirror, strings.Join(Packages, ","))
+	fmt.Fprintf(h, "recipe %s\nmirror %s\npackages %s\npruned %s\n", recipeVersion, mirror, strings.Join(Packages, ","), strings.Join(pruned, ","))
 	for _, t := range goTools {
 		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)
 	}

@@ -85,6 +85,15 @@ func baseRootfs(ctx context.Context, cacheDir, mirror string, log *slog.Logger) 
 	if err := os.Rename(tmp, dir); err != nil {
 		return "", err
 	}
+	// Trees of earlier recipes (another package list, mirror or suite)
+	// are ~100 MB each and never used again.
+	if old, err := filepath.Glob(filepath.Join(cacheDir, "rootfs-*")); err == nil {
+		for _, o := range old {
+			if o != dir && !strings.HasSuffix(o, ".tmp") {
+				_ = os.RemoveAll(o)
+			}
+		}
+	}
 	return dir, nil
 }
 
