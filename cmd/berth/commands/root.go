@@ -57,9 +57,14 @@ func (g *Globals) Log() *slog.Logger {
 func (g *Globals) Theme() *ui.Theme { return ui.NewTheme(ui.ColorEnabled(g.ErrOut, g.NoColor)) }
 
 // Status returns the step reporter for long operations (on stderr, so
-// stdout stays data). With --verbose or --quiet, steps are plain log lines.
+// stdout stays data). With --verbose, steps are plain log lines; with
+// --quiet there are none (a failed step still ends the command with its
+// error).
 func (g *Globals) Status() progress.Reporter {
-	if g.Verbose > 0 || g.Quiet {
+	if g.Quiet {
+		return progress.Discard{}
+	}
+	if g.Verbose > 0 {
 		return &progress.Plain{W: g.ErrOut}
 	}
 	return ui.Reporter(g.ErrOut, g.Theme(), false)
