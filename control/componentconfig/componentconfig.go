@@ -108,22 +108,16 @@ const NodeIPAMController = "node-ipam-controller"
 // ControllerManager returns kube-controller-manager's arguments: every
 // controller except node IPAM.
 func ControllerManager(n *nodeconfig.Node) []string {
-	return controllerManager(n, "*,-"+NodeIPAMController+",bootstrapsigner,tokencleaner", "kube-controller-manager", 10257)
-}
-
-func controllerManager(n *nodeconfig.Node, controllers, lease string, port int) []string {
 	kc := nodeconfig.ControllerManagerKubeconfig
 	args := []string{
 		"--kubeconfig=" + kc,
 		"--authentication-kubeconfig=" + kc,
 		"--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1",
-		fmt.Sprintf("--secure-port=%d", port),
+		"--secure-port=10257",
 		"--leader-elect=true",
-		"--leader-elect-resource-name=" + lease,
 		"--allocate-node-cidrs=false",
 		"--cluster-cidr=" + n.PodSubnet,
-		"--node-cidr-mask-size=24",
 		"--service-cluster-ip-range=" + n.ServiceSubnet,
 		"--cluster-name=" + n.Cluster,
 		"--cluster-signing-cert-file=" + pki("ca.crt"),
@@ -138,7 +132,7 @@ func controllerManager(n *nodeconfig.Node, controllers, lease string, port int) 
 		// key anyway, so its own certificate is issued in system:masters
 		// and every controller uses it.
 		"--use-service-account-credentials=false",
-		"--controllers=" + controllers,
+		"--controllers=*,-" + NodeIPAMController + ",bootstrapsigner,tokencleaner",
 		"--profiling=false",
 	}
 	if fg := FeatureGates(n.FeatureGates); fg != "" {

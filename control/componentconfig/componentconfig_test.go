@@ -100,5 +100,4 @@ func TestControllerManagerLeavesPodCIDRsToBerth(t *testing.T) {
 	has(t, full, "--controllers=*,-node-ipam-controller,bootstrapsigner,tokencleaner")
 	has(t, full, "--allocate-node-cidrs=false")
 	has(t, full, "--cluster-cidr=10.244.0.0/16")
-	has(t, full, "--leader-elect-resource-name=kube-controller-manager")
 }
