@@ -20,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/control/nodeconfig"
 	"github.com/berth-dev/berth/control/podnet"
 	"github.com/berth-dev/berth/control/supervisor"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -184,19 +185,12 @@ func clientFor(kubeconfig string) (*kubernetes.Clientset, error) {
 }
 
 func waitForAPIServer(ctx context.Context, client kubernetes.Interface) error {
-	for {
+	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		_, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(reqCtx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+		return err == nil, nil
+	})
 }
 
 func waitForSocket(ctx context.Context, path string) error {

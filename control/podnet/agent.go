@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -169,19 +170,12 @@ func WriteCNIConfig(dir, podCIDR string) (bool, error) {
 // and an informer would back off for seconds after such failures,
 // delaying this node's routes to its peers.
 func (a *Agent) waitForNodes(ctx context.Context) error {
-	for {
+	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		_, err := a.Client.CoreV1().Nodes().List(reqCtx, metav1.ListOptions{Limit: 1})
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+		return err == nil, nil
+	})
 }
 
 func (a *Agent) syncRoutes(want []Route) error {
