@@ -15,7 +15,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/berth-dev/berth/cluster/kubeconfig"
-	"github.com/berth-dev/berth/cluster/nodeconfig"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 	"github.com/berth-dev/berth/cluster/provider"
 )
 
@@ -45,7 +45,7 @@ func List(ctx context.Context, p provider.Provider) ([]string, error) {
 func KubernetesNodes(nodes []provider.Node) []string {
 	var names []string
 	for _, n := range nodes {
-		if n.Role != provider.RoleLoadBalancer {
+		if n.Role != nodeconfig.RoleLoadBalancer {
 			names = append(names, n.Name)
 		}
 	}
@@ -67,7 +67,7 @@ func Nodes(ctx context.Context, p provider.Provider, name string) ([]provider.No
 // apiServerNode returns the node publishing the API server on the host.
 func apiServerNode(nodes []provider.Node) (provider.Node, error) {
 	for _, n := range nodes {
-		if n.Labels[provider.LabelAPIServerPort] != "" {
+		if n.Labels[nodeconfig.LabelAPIServerPort] != "" {
 			return n, nil
 		}
 	}
@@ -114,7 +114,7 @@ func Kubeconfig(ctx context.Context, p provider.Provider, name string) (*clientc
 	if cl == nil || user == nil {
 		return nil, fmt.Errorf("the admin kubeconfig of %s is incomplete", cp.Name)
 	}
-	server := "https://" + net.JoinHostPort(api.Labels[provider.LabelAPIServerAddr], api.Labels[provider.LabelAPIServerPort])
+	server := "https://" + net.JoinHostPort(api.Labels[nodeconfig.LabelAPIServerAddr], api.Labels[nodeconfig.LabelAPIServerPort])
 	return kubeconfig.Build(ctxName, server, cl.CertificateAuthorityData, user.ClientCertificateData, user.ClientKeyData), nil
 }
 

@@ -22,13 +22,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
+
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
 // recipeVersion changes whenever the way the image is assembled changes
 // in a way the hashed inputs do not show.
-const recipeVersion = "5"
+const recipeVersion = "6"
 
 // Store is what the build needs from the container engine.
 type Store interface {
@@ -38,7 +39,10 @@ type Store interface {
 
 // Options configure a build.
 type Options struct {
-	// Image is the reference to build (default versions.NodeImage).
+	// Release is the Kubernetes version to build (default: the default
+	// release).
+	Release versions.Release
+	// Image is the reference to build (default: the release's).
 	Image string
 	// DebianMirror overrides the mirror read from the host's apt sources.
 	DebianMirror string
@@ -51,8 +55,11 @@ type Options struct {
 	// Force rebuilds even when the image's recipe is unchanged.
 	Force bool
 	Log   *slog.Logger
-	// Stage reports progress: stage i (1-based) of n has begun.
-	Stage func(name string, i, n int)
+	// Progress shows each stage as a step (nil: none). The CLI's status
+	// displays satisfy it.
+	Progress interface {
+		Step(name string) (done func(err error))
+	}
 }
 
 // Result tells what a build did.
@@ -63,14 +70,14 @@ type Result struct {
 }
 
 func (o *Options) defaults() error {
+	if o.Release.Kubernetes == "" {
+		o.Release = versions.Default()
+	}
 	if o.Image == "" {
-		o.Image = versions.NodeImage
+		o.Image = o.Release.NodeImage()
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if o.Stage == nil {
-		o.Stage = func(string, int, int) {}
 	}
 	if o.SourceDir == "" {
 		dir, err := FindSourceDir()
@@ -108,11 +115,13 @@ func FindSourceDir() (string, error) {
 	}
 }
 
-// Recipe hashes every input of the image.
-func Recipe(sourceDir, mirror string) (string, error) {
+// Recipe hashes every input of a release's image. Each release has its
+// own, so building one version never invalidates another's image.
+func Recipe(sourceDir, mirror string, r versions.Release) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "recipe %s\nmirror %s\npackages %s\npruned %s\n", recipeVersion, mirror, strings.Join(Packages, ","), strings.Join(pruned, ","))
-	for _, t := range goTools {
+	fmt.Fprintf(h, "release %+v\n", r)
+	for _, t := range toolsFor(r) {
 		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)
 	}
 	src, err := sourceHash(sourceDir)
@@ -124,10 +133,9 @@ func Recipe(sourceDir, mirror string) (string, error) {
 }
 
 // sourceDirs are the parts of the tree that go into berth-node: the
-// control module and the two standard-library-only packages it shares
-// with the CLI through symlinks (control/nodeconfig, control/versions),
-// which keep the two modules' dependency graphs apart.
-var sourceDirs = []string{"control", "cluster/nodeconfig", "nodeimage/versions"}
+// control module and the two dependency-free modules it shares with the
+// CLI.
+var sourceDirs = []string{"control", "nodeimage/nodeconfig", "nodeimage/versions"}
 
 func sourceHash(root string) (string, error) {
 	h := sha256.New()
@@ -137,14 +145,12 @@ func sourceHash(root string) (string, error) {
 			if err != nil {
 				return err
 			}
-			// control/ links to the shared packages; they are hashed
-			// through their own entries.
 			// control/conformance only pins the upstream test suite; it
 			// never goes into the image.
 			if d.IsDir() && filepath.Base(path) == "conformance" {
 				return filepath.SkipDir
 			}
-			if d.IsDir() || d.Type()&fs.ModeSymlink != 0 || strings.HasSuffix(path, "_test.go") {
+			if d.IsDir() || strings.HasSuffix(path, "_test.go") {
 				return nil
 			}
 			files = append(files, path)
@@ -168,7 +174,7 @@ func sourceHash(root string) (string, error) {
 }
 
 // Build builds the node image unless one with the same recipe exists.
-func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
+func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error) {
 	if err := opts.defaults(); err != nil {
 		return nil, err
 	}
@@ -180,7 +186,7 @@ func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
 		}
 		mirror = m
 	}
-	recipe, err := Recipe(opts.SourceDir, mirror)
+	recipe, err := Recipe(opts.SourceDir, mirror, opts.Release)
 	if err != nil {
 		return nil, err
 	}
@@ -190,18 +196,31 @@ func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ok && labels[provider.LabelNodeImage] == recipe {
+		if ok && labels[nodeconfig.LabelNodeRecipe] == recipe {
 			res.Skipped = true
 			return res, nil
 		}
 	}
-	total := 3 + len(goTools) + 1
+	tools := toolsFor(opts.Release)
+	total := 3 + len(tools) + 1
 	stage := 0
+	var done func(error)
+	// Each stage ends when the next begins; the last with the build.
 	next := func(name string) {
 		stage++
 		opts.Log.Info("node image", "stage", fmt.Sprintf("%d/%d", stage, total), "step", name)
-		opts.Stage(name, stage, total)
+		if done != nil {
+			done(nil)
+		}
+		if opts.Progress != nil {
+			done = opts.Progress.Step(fmt.Sprintf("[%d/%d] %s", stage, total, name))
+		}
 	}
+	defer func() {
+		if done != nil {
+			done(err)
+		}
+	}()
 	started := time.Now()
 
 	next("Debian base filesystem (debootstrap " + versions.DebianSuite + ")")
@@ -210,7 +229,7 @@ func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
 		return nil, err
 	}
 	bins := map[string]string{}
-	for _, t := range goTools {
+	for _, t := range tools {
 		next("compiling " + t.Name + " " + t.version())
 		path, err := installTool(ctx, opts.CacheDir, t)
 		if err != nil {
@@ -218,13 +237,13 @@ func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
 		}
 		bins[t.Name] = path
 	}
-	next("compiling berth-node (Kubernetes " + versions.Kubernetes + ", etcd " + versions.Etcd + ")")
-	nodeBin, pauseBin, err := buildControl(ctx, opts.SourceDir, opts.CacheDir)
+	next("compiling berth-node (Kubernetes " + opts.Release.Kubernetes + ", etcd " + opts.Release.Etcd + ")")
+	nodeBin, pauseBin, err := buildControl(ctx, opts.SourceDir, opts.CacheDir, opts.Release)
 	if err != nil {
 		return nil, err
 	}
 	next("assembling pod images (pause, CoreDNS, storage)")
-	images, err := podImages(rootfs, pauseBin, bins)
+	images, err := podImages(rootfs, pauseBin, bins, opts.Release)
 	if err != nil {
 		return nil, err
 	}
@@ -236,8 +255,8 @@ func Build(ctx context.Context, store Store, opts Options) (*Result, error) {
 		`ENTRYPOINT ["/usr/local/bin/berth-node"]`,
 		`ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
 		`ENV KUBECONFIG=/etc/kubernetes/admin.conf`,
-		fmt.Sprintf(`LABEL %s=%s`, provider.LabelNodeImage, recipe),
-		fmt.Sprintf(`LABEL berth.dev/kubernetes-version=%s`, versions.Kubernetes),
+		fmt.Sprintf(`LABEL %s=%s`, nodeconfig.LabelNodeRecipe, recipe),
+		fmt.Sprintf(`LABEL %s=%s`, nodeconfig.LabelKubernetesVersion, opts.Release.Kubernetes),
 	}
 	if err := store.ImportImage(ctx, pr, opts.Image, changes); err != nil {
 		pr.CloseWithError(err)

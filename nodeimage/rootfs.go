@@ -102,7 +102,7 @@ func baseRootfs(ctx context.Context, cacheDir, mirror string, log *slog.Logger) 
 var busyboxApplets = []string{"sh", "mkdir", "rm", "rmdir", "ls", "cat", "echo", "chmod", "chown", "test", "[", "sleep", "du", "find"}
 
 // podImages builds the OCI archives of the images pods run.
-func podImages(rootfs, pauseBin string, bins map[string]string) (map[string][]byte, error) {
+func podImages(rootfs, pauseBin string, bins map[string]string, r versions.Release) (map[string][]byte, error) {
 	read := func(path string) ([]byte, error) { return os.ReadFile(path) }
 	pause, err := read(pauseBin)
 	if err != nil {
@@ -129,8 +129,8 @@ func podImages(rootfs, pauseBin string, bins map[string]string) (map[string][]by
 		file string
 		img  ociarchive.Image
 	}{
-		{"pause.tar", ociarchive.Image{Name: versions.PauseImage, Entrypoint: []string{"/pause"}, Files: []ociarchive.File{{Path: "pause", Mode: 0o755, Data: pause}}}},
-		{"coredns.tar", ociarchive.Image{Name: versions.CoreDNSImage, Entrypoint: []string{"/coredns"}, Files: []ociarchive.File{{Path: "coredns", Mode: 0o755, Data: coredns}}}},
+		{"pause.tar", ociarchive.Image{Name: r.PauseImage(), Entrypoint: []string{"/pause"}, Files: []ociarchive.File{{Path: "pause", Mode: 0o755, Data: pause}}}},
+		{"coredns.tar", ociarchive.Image{Name: r.CoreDNSImage(), Entrypoint: []string{"/coredns"}, Files: []ociarchive.File{{Path: "coredns", Mode: 0o755, Data: coredns}}}},
 		{"local-path-provisioner.tar", ociarchive.Image{Name: versions.StorageImage, Env: path, Entrypoint: []string{"/usr/bin/local-path-provisioner"}, Files: []ociarchive.File{{Path: "usr/bin/local-path-provisioner", Mode: 0o755, Data: storage}}}},
 		{"busybox.tar", ociarchive.Image{Name: versions.HelperImage, Env: path, Cmd: []string{"sh"}, Files: helper}},
 	}

@@ -40,10 +40,15 @@ var goTools = []goTool{
 	{Name: "loopback", Package: cniPlugins + "main/loopback@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
 	{Name: "host-local", Package: cniPlugins + "ipam/host-local@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
 	{Name: "portmap", Package: cniPlugins + "meta/portmap@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
-	// CoreDNS runs as a pod, from an image assembled around this binary.
-	{Name: "coredns", Package: "github.com/coredns/coredns@" + versions.CoreDNS},
 	// The default StorageClass's provisioner, also run from an image.
 	{Name: "local-path-provisioner", Package: "github.com/rancher/local-path-provisioner@" + versions.LocalPath},
+}
+
+// toolsFor lists the tools of a release's image: the shared ones plus
+// the release's CoreDNS, which runs as a pod from an image assembled
+// around its binary.
+func toolsFor(r versions.Release) []goTool {
+	return append(append([]goTool(nil), goTools...), goTool{Name: "coredns", Package: "github.com/coredns/coredns@" + r.CoreDNS})
 }
 
 func goEnv(cgo bool) []string {
@@ -109,8 +114,9 @@ func installTool(ctx context.Context, cacheDir string, t goTool) (string, error)
 	return final, nil
 }
 
-// buildControl compiles berth-node and pause from the control module.
-func buildControl(ctx context.Context, sourceDir, cacheDir string) (nodeBin, pauseBin string, err error) {
+// buildControl compiles berth-node for release, and pause, from the
+// control module.
+func buildControl(ctx context.Context, sourceDir, cacheDir string, r versions.Release) (nodeBin, pauseBin string, err error) {
 	src, err := sourceHash(sourceDir)
 	if err != nil {
 		return "", "", err
@@ -119,42 +125,46 @@ func buildControl(ctx context.Context, sourceDir, cacheDir string) (nodeBin, pau
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", "", err
 	}
-	nodeBin = filepath.Join(dir, "berth-node-"+src[:16])
+	nodeBin = filepath.Join(dir, "berth-node-"+r.Kubernetes+"-"+src[:16])
 	pauseBin = filepath.Join(dir, "pause-"+src[:16])
-	k := versions.Kubernetes
-	major, minor := kubeMajorMinor(k)
+	major, minor := r.MajorMinor()
 	var ldflags []string
 	for _, pkg := range []string{"k8s.io/component-base/version", "k8s.io/client-go/pkg/version"} {
 		ldflags = append(ldflags,
-			"-X "+pkg+".gitVersion="+k,
+			"-X "+pkg+".gitVersion="+r.Kubernetes,
 			"-X "+pkg+".gitMajor="+major,
 			"-X "+pkg+".gitMinor="+minor,
 			"-X "+pkg+".gitTreeState=clean",
 		)
 	}
 	controlDir := filepath.Join(sourceDir, "control")
-	for _, b := range []struct{ out, pkg, ldflags string }{
-		{nodeBin, "./cmd/berth-node", "-s -w " + strings.Join(ldflags, " ")},
-		{pauseBin, "./cmd/pause", "-s -w"},
+	for _, b := range []struct {
+		out, pkg, ldflags string
+		release           bool
+	}{
+		{nodeBin, "./cmd/berth-node", "-s -w " + strings.Join(ldflags, " "), true},
+		{pauseBin, "./cmd/pause", "-s -w", false},
 	} {
 		if _, err := os.Stat(b.out); err == nil {
 			continue
 		}
-		tmp := b.out + ".tmp"
-		if err := runGo(ctx, controlDir, goEnv(false), "build", "-ldflags="+b.ldflags, "-o", tmp, b.pkg); err != nil {
-			return "", "", fmt.Errorf("compiling %s: %w", b.pkg, err)
+		args := []string{"build", "-ldflags=" + b.ldflags, "-o", b.out + ".tmp"}
+		if b.release {
+			modFile, err := buildModFile(ctx, controlDir, cacheDir, r)
+			if err != nil {
+				return "", "", err
+			}
+			if modFile != "" {
+				args = append(args, "-modfile="+modFile)
+			}
+			args = append(args, "-tags="+buildTags(r))
 		}
-		if err := os.Rename(tmp, b.out); err != nil {
+		if err := runGo(ctx, controlDir, goEnv(false), append(args, b.pkg)...); err != nil {
+			return "", "", fmt.Errorf("compiling %s for Kubernetes %s: %w", b.pkg, r.Kubernetes, err)
+		}
+		if err := os.Rename(b.out+".tmp", b.out); err != nil {
 			return "", "", err
 		}
 	}
 	return nodeBin, pauseBin, nil
-}
-
-func kubeMajorMinor(v string) (string, string) {
-	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
-	if len(parts) < 2 {
-		return "", ""
-	}
-	return parts[0], parts[1]
 }

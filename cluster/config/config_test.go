@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
 func TestDefault(t *testing.T) {
@@ -10,7 +12,7 @@ func TestDefault(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("default configuration is invalid: %v", err)
 	}
-	if c.Name != "berth" || len(c.Nodes) != 1 || c.Nodes[0].Role != ControlPlaneRole {
+	if c.Name != "berth" || len(c.Nodes) != 1 || c.Nodes[0].Role != nodeconfig.RoleControlPlane {
 		t.Errorf("unexpected default: %+v", c)
 	}
 	if c.Networking.APIServerAddress != "127.0.0.1" {
@@ -22,7 +24,7 @@ func TestDefault(t *testing.T) {
 }
 
 func TestNodeNames(t *testing.T) {
-	c := &Cluster{Name: "dev", Nodes: []Node{{Role: ControlPlaneRole}, {Role: WorkerRole}, {Role: WorkerRole}, {Role: ControlPlaneRole}}}
+	c := &Cluster{Name: "dev", Nodes: []Node{{Role: nodeconfig.RoleControlPlane}, {Role: nodeconfig.RoleWorker}, {Role: nodeconfig.RoleWorker}, {Role: nodeconfig.RoleControlPlane}}}
 	got := strings.Join(c.NodeNames(), " ")
 	want := "dev-control-plane dev-worker dev-worker2 dev-control-plane2"
 	if got != want {
@@ -35,12 +37,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		"networking.podSubnet":                    func(c *Cluster) { c.Networking.PodSubnet = "10.244.0.0" },
 		"networking.serviceSubnet: 10.244.0.0/20": func(c *Cluster) { c.Networking.ServiceSubnet = "10.244.0.0/20" },
 		"nodes[1].role":                           func(c *Cluster) { c.Nodes = append(c.Nodes, Node{Role: "boss"}) },
-		"nodes: a cluster needs":                  func(c *Cluster) { c.Nodes = []Node{{Role: WorkerRole}} },
+		"nodes: a cluster needs":                  func(c *Cluster) { c.Nodes = []Node{{Role: nodeconfig.RoleWorker}} },
 		"networking.kubeProxyMode":                func(c *Cluster) { c.Networking.KubeProxyMode = "ipvs" },
 		"networking.podSubnet: 10.9.0.0/22 has room for 4 nodes": func(c *Cluster) {
 			c.Networking.PodSubnet = "10.9.0.0/22"
 			for range 4 {
-				c.Nodes = append(c.Nodes, Node{Role: WorkerRole})
+				c.Nodes = append(c.Nodes, Node{Role: nodeconfig.RoleWorker})
 			}
 		},
 		"nodes[0].extraPortMappings[1].hostPort": func(c *Cluster) {

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
+
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
@@ -29,15 +31,21 @@ func (c *Cluster) SetDefaults() {
 		c.Name = DefaultName
 	}
 	if len(c.Nodes) == 0 {
-		c.Nodes = []Node{{Role: ControlPlaneRole}}
+		c.Nodes = []Node{{Role: nodeconfig.RoleControlPlane}}
+	}
+	// A minor selects its pinned patch; an unsupported version is left
+	// as it is for Validate to name.
+	release, versionErr := versions.Resolve(c.KubernetesVersion)
+	if versionErr == nil {
+		c.KubernetesVersion = release.Kubernetes
 	}
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		if n.Role == "" {
-			n.Role = ControlPlaneRole
+			n.Role = nodeconfig.RoleControlPlane
 		}
-		if n.Image == "" {
-			n.Image = versions.NodeImage
+		if n.Image == "" && versionErr == nil {
+			n.Image = release.NodeImage()
 		}
 		for j := range n.ExtraPortMappings {
 			pm := &n.ExtraPortMappings[j]
@@ -98,16 +106,19 @@ func (c *Cluster) Validate() error {
 	if err := ValidateName(c.Name); err != nil {
 		add("name: %v", err)
 	}
+	if _, err := versions.Resolve(c.KubernetesVersion); err != nil {
+		add("kubernetesVersion: %v", err)
+	}
 	controlPlanes := 0
 	hostPorts := map[string]string{}
 	for i, n := range c.Nodes {
 		field := fmt.Sprintf("nodes[%d]", i)
 		switch n.Role {
-		case ControlPlaneRole:
+		case nodeconfig.RoleControlPlane:
 			controlPlanes++
-		case WorkerRole:
+		case nodeconfig.RoleWorker:
 		default:
-			add("%s.role: %q is neither %q nor %q", field, n.Role, ControlPlaneRole, WorkerRole)
+			add("%s.role: %q is neither %q nor %q", field, n.Role, nodeconfig.RoleControlPlane, nodeconfig.RoleWorker)
 		}
 		for j, pm := range n.ExtraPortMappings {
 			pf := fmt.Sprintf("%s.extraPortMappings[%d]", field, j)
@@ -148,7 +159,7 @@ func (c *Cluster) Validate() error {
 		}
 	}
 	if controlPlanes == 0 {
-		add("nodes: a cluster needs at least one node with role %s", ControlPlaneRole)
+		add("nodes: a cluster needs at least one node with role %s", nodeconfig.RoleControlPlane)
 	}
 	nw := c.Networking
 	_, pods, err := net.ParseCIDR(nw.PodSubnet)

@@ -13,17 +13,14 @@ type Cluster struct {
 	APIVersion    string            `json:"apiVersion,omitempty" yaml:"apiVersion,omitempty"`
 	Kind          string            `json:"kind,omitempty" yaml:"kind,omitempty"`
 	Name          string            `json:"name,omitempty" yaml:"name,omitempty"`
+	// KubernetesVersion is a supported version (vX.Y.Z) or minor (vX.Y);
+	// empty selects the default. A node's image overrides it.
+	KubernetesVersion string `json:"kubernetesVersion,omitempty" yaml:"kubernetesVersion,omitempty"`
 	Nodes         []Node            `json:"nodes,omitempty" yaml:"nodes,omitempty"`
 	Networking    Networking        `json:"networking,omitempty" yaml:"networking,omitempty"`
 	FeatureGates  map[string]bool   `json:"featureGates,omitempty" yaml:"featureGates,omitempty"`
 	RuntimeConfig map[string]string `json:"runtimeConfig,omitempty" yaml:"runtimeConfig,omitempty"`
 }
-
-// Node roles.
-const (
-	ControlPlaneRole = "control-plane"
-	WorkerRole       = "worker"
-)
 
 // Node is one node of the cluster.
 type Node struct {

@@ -6,9 +6,9 @@ import (
 	"os"
 
 	"github.com/berth-dev/berth/cluster/kubeconfig"
-	"github.com/berth-dev/berth/cluster/nodeconfig"
 	"github.com/berth-dev/berth/cluster/pki"
 	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
 // fileSet collects the files one node receives.
@@ -63,7 +63,7 @@ func (f *fileSet) kubeconfig(path, server string, ca *pki.KeyPair, kp *pki.KeyPa
 // worker gets only its kubelet and kube-proxy identities and the CA
 // certificate; the CA key and service-account keys stay on control-plane
 // nodes.
-func nodeFiles(c *pki.Cluster, n *nodeconfig.Node, apiSANs []string, apiIPs []net.IP) ([]provider.File, error) {
+func nodeFiles(c *pki.Cluster, admin *pki.KeyPair, n *nodeconfig.Node, apiSANs []string, apiIPs []net.IP) ([]provider.File, error) {
 	var f fileSet
 	ip := net.ParseIP(n.IP)
 	cfg, err := n.Marshal()
@@ -103,8 +103,7 @@ func nodeFiles(c *pki.Cluster, n *nodeconfig.Node, apiSANs []string, apiIPs []ne
 		fp, err := c.FrontProxyClient()
 		f.keyPair("front-proxy-client", fp, err)
 		local := fmt.Sprintf("https://127.0.0.1:%d", nodeconfig.APIServerPort)
-		admin, err := c.Client("kubernetes-admin", "system:masters")
-		f.kubeconfig(nodeconfig.AdminKubeconfig, local, c.CA, admin, err)
+		f.kubeconfig(nodeconfig.AdminKubeconfig, local, c.CA, admin, nil)
 		// In system:masters: see --use-service-account-credentials in
 		// control/componentconfig.
 		cm, err := c.Client("system:kube-controller-manager", "system:masters")

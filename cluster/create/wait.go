@@ -1,17 +1,18 @@
 package create
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-
-	"github.com/berth-dev/berth/cluster/progress"
 )
 
 // Client returns a clientset for a kubeconfig held in memory.
@@ -25,61 +26,80 @@ func Client(kc *clientcmdapi.Config) (*kubernetes.Clientset, error) {
 	return kubernetes.NewForConfig(rc)
 }
 
-// waitReady waits for the API server, then (if opts.Wait > 0) for every
-// node to be Ready and CoreDNS to be available.
-func waitReady(ctx context.Context, kc *clientcmdapi.Config, plan *clusterPlan, opts Options) error {
-	client, err := Client(kc)
+// waitLimit bounds the waits of one create: --wait, or two minutes for
+// the API server alone.
+func (s *state) waitLimit() time.Duration {
+	if s.opts.Wait > 0 {
+		return s.opts.Wait
+	}
+	return 2 * time.Minute
+}
+
+// until polls check every interval until it is true or the create's wait
+// limit passes; on timeout the error carries the tail of the first node's
+// component logs, which berth reads itself.
+func (s *state) until(ctx context.Context, what string, interval time.Duration, check func(ctx context.Context, c kubernetes.Interface) bool) error {
+	client, err := Client(s.kc)
 	if err != nil {
 		return err
 	}
-	hint := fmt.Sprintf("see the node logs with `docker exec %s sh -c 'tail -n 30 /var/log/berth/*.log'`", plan.nodes[0].spec.Name)
-	limit := opts.Wait
-	if limit <= 0 {
-		limit = 2 * time.Minute
-	}
+	limit := s.waitLimit()
 	waitCtx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	if err := progress.Run(opts.Status, "waiting for the API server", func() error {
-		return poll(waitCtx, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
-			_, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
-			return err == nil, nil
-		})
-	}); err != nil {
-		return fmt.Errorf("the API server did not answer within %s: %w; %s", limit, err, hint)
+	err = wait.PollUntilContextCancel(waitCtx, interval, true, func(ctx context.Context) (bool, error) {
+		return check(ctx, client), nil
+	})
+	if err == nil || ctx.Err() != nil {
+		return ctx.Err()
 	}
-	if opts.Wait <= 0 {
-		return nil
+	return fmt.Errorf("%s within %s%s", what, limit, s.logTail(context.WithoutCancel(ctx)))
+}
+
+// logTail returns the last lines of the first node's component logs, to
+// explain a create that never became ready.
+func (s *state) logTail(ctx context.Context) string {
+	if s.plan == nil || len(s.plan.Nodes) == 0 {
+		return ""
 	}
-	want := len(plan.nodes)
-	if err := progress.Run(opts.Status, fmt.Sprintf("waiting for %d node(s) to be Ready", want), func() error {
-		return poll(waitCtx, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
-			nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return false, nil
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	node := s.plan.Nodes[0].Spec.Name
+	var out bytes.Buffer
+	if err := s.p.Exec(ctx, node, nil, &out, "sh", "-c", "tail -n 8 /var/log/berth/*.log"); err != nil || out.Len() == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; the last lines of %s's logs (/var/log/berth/):\n%s", node, strings.TrimRight(out.String(), "\n"))
+}
+
+func waitAPIServer(ctx context.Context, s *state) error {
+	return s.until(ctx, "the API server did not answer", 100*time.Millisecond, func(ctx context.Context, c kubernetes.Interface) bool {
+		_, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil
+	})
+}
+
+func waitNodesReady(ctx context.Context, s *state) error {
+	want := len(s.plan.Nodes)
+	return s.until(ctx, fmt.Sprintf("not all %d node(s) were Ready", want), 250*time.Millisecond, func(ctx context.Context, c kubernetes.Interface) bool {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		ready := 0
+		for i := range nodes.Items {
+			if NodeReady(&nodes.Items[i]) {
+				ready++
 			}
-			ready := 0
-			for _, n := range nodes.Items {
-				if NodeReady(&n) {
-					ready++
-				}
-			}
-			return ready >= want, nil
-		})
-	}); err != nil {
-		return fmt.Errorf("nodes were not Ready within %s: %w; %s", opts.Wait, err, hint)
-	}
-	if err := progress.Run(opts.Status, "waiting for cluster DNS (CoreDNS)", func() error {
-		return poll(waitCtx, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
-			d, err := client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
-			if err != nil {
-				return false, nil
-			}
-			return d.Status.AvailableReplicas > 0, nil
-		})
-	}); err != nil {
-		return fmt.Errorf("CoreDNS was not available within %s: %w; %s", opts.Wait, err, hint)
-	}
-	return nil
+		}
+		return ready >= want
+	})
+}
+
+func waitDNS(ctx context.Context, s *state) error {
+	return s.until(ctx, "CoreDNS was not available", 250*time.Millisecond, func(ctx context.Context, c kubernetes.Interface) bool {
+		d, err := c.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		return err == nil && d.Status.AvailableReplicas > 0
+	})
 }
 
 // NodeReady reports whether a node's Ready condition is true.
@@ -90,23 +110,4 @@ func NodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
-}
-
-func poll(ctx context.Context, every time.Duration, check func(context.Context) (bool, error)) error {
-	for {
-		reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ok, err := check(reqCtx)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(every):
-		}
-	}
 }

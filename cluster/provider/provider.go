@@ -11,16 +11,6 @@ import (
 	"os"
 )
 
-// Labels berth puts on every container, network and volume it makes, so
-// it finds (and deletes) exactly its own objects.
-const (
-	LabelCluster       = "berth.dev/cluster"
-	LabelRole          = "berth.dev/role"
-	LabelAPIServerPort = "berth.dev/api-server-port"
-	LabelAPIServerAddr = "berth.dev/api-server-address"
-	LabelNodeImage     = "berth.dev/node-recipe"
-)
-
 // File is written into a node before it starts.
 type File struct {
 	Path string
@@ -63,9 +53,6 @@ type NodeSpec struct {
 	Helper bool
 }
 
-// RoleLoadBalancer is the role label of a cluster's API load balancer.
-const RoleLoadBalancer = "external-load-balancer"
-
 // Node is a node container as the engine reports it.
 type Node struct {
 	Name    string
@@ -82,6 +69,20 @@ type Network struct {
 	Name    string
 	Subnet  *net.IPNet
 	Gateway net.IP
+}
+
+// NodeIP returns the static address of the i-th node (0-based): nodes
+// take the addresses after the gateway, in order, so a node keeps its
+// address (and its certificates stay valid) across restarts.
+func (n *Network) NodeIP(i int) net.IP { return NthIP(n.Subnet, i+2) }
+
+// NthIP returns the n-th address of an IPv4 subnet (0 is the network
+// address itself).
+func NthIP(subnet *net.IPNet, n int) net.IP {
+	ip := subnet.IP.To4()
+	v := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
+	v += uint32(n)
+	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4()
 }
 
 // Provider runs node containers.

@@ -10,16 +10,12 @@ import (
 	"sort"
 	"text/template"
 
-	"github.com/berth-dev/berth/control/nodeconfig"
-	"github.com/berth-dev/berth/control/versions"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
+	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
 //go:embed manifests/*.yaml
 var manifests embed.FS
-
-// CoreDNSImage is built into the node image and imported into
-// containerd at boot; nothing is pulled.
-const CoreDNSImage = versions.CoreDNSImage
 
 type values struct {
 	ClusterDomain string
@@ -29,12 +25,23 @@ type values struct {
 	HelperImage   string
 }
 
+// release is the Kubernetes release the add-ons run with: the node's
+// (its images are built into the node image and imported into containerd
+// at boot; nothing is pulled).
+func release(n *nodeconfig.Node) versions.Release {
+	r, err := versions.Resolve(n.KubernetesVersion)
+	if err != nil {
+		return versions.Default()
+	}
+	return r
+}
+
 // Render returns every add-on manifest for n, keyed by file name.
 func Render(n *nodeconfig.Node) (map[string][]byte, error) {
 	v := values{
 		ClusterDomain: n.ClusterDomain,
 		DNSServiceIP:  n.DNSServiceIP,
-		CoreDNSImage:  CoreDNSImage,
+		CoreDNSImage:  release(n).CoreDNSImage(),
 		StorageImage:  versions.StorageImage,
 		HelperImage:   versions.HelperImage,
 	}

@@ -4,7 +4,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/berth-dev/berth/control/nodeconfig"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
+	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
 func TestRenderCoreDNS(t *testing.T) {
@@ -13,7 +14,7 @@ func TestRenderCoreDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	coredns := string(out["coredns.yaml"])
-	for _, want := range []string{"clusterIP: 10.96.0.10", "kubernetes cluster.local in-addr.arpa", "image: " + CoreDNSImage} {
+	for _, want := range []string{"clusterIP: 10.96.0.10", "kubernetes cluster.local in-addr.arpa", "image: " + versions.Default().CoreDNSImage()} {
 		if !strings.Contains(coredns, want) {
 			t.Errorf("coredns.yaml lacks %q", want)
 		}

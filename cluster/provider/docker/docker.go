@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
+
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
@@ -61,9 +63,9 @@ func New(ctx context.Context, log *slog.Logger) (*Provider, error) {
 
 func clusterFilter(cluster string) filters.Args {
 	if cluster == "" {
-		return filters.NewArgs(filters.Arg("label", provider.LabelCluster))
+		return filters.NewArgs(filters.Arg("label", nodeconfig.LabelCluster))
 	}
-	return filters.NewArgs(filters.Arg("label", provider.LabelCluster+"="+cluster))
+	return filters.NewArgs(filters.Arg("label", nodeconfig.LabelCluster+"="+cluster))
 }
 
 // NetworkName is the Docker network of a cluster.
@@ -89,7 +91,7 @@ func (p *Provider) CreateNetwork(ctx context.Context, cluster string) (*provider
 	if subnet == nil {
 		return nil, fmt.Errorf("no free /24 left for the cluster network: delete unused Docker networks")
 	}
-	gateway := nthIP(subnet, 1)
+	gateway := provider.NthIP(subnet, 1)
 	name := NetworkName(cluster)
 	_, err = p.api.NetworkCreate(ctx, name, network.CreateOptions{
 		Driver: "bridge",
@@ -98,7 +100,7 @@ func (p *Provider) CreateNetwork(ctx context.Context, cluster string) (*provider
 			Gateway: gateway.String(),
 		}}},
 		Options: map[string]string{"com.docker.network.driver.mtu": "1500"},
-		Labels:  map[string]string{provider.LabelCluster: cluster},
+		Labels:  map[string]string{nodeconfig.LabelCluster: cluster},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating network %s (%s): %w", name, subnet, err)
@@ -126,15 +128,6 @@ func FreeSubnet(used []*net.IPNet) *net.IPNet {
 	return nil
 }
 
-// NodeIP returns the address of the i-th node (0-based) of a network.
-func NodeIP(n *provider.Network, i int) net.IP { return nthIP(n.Subnet, i+2) }
-
-func nthIP(subnet *net.IPNet, n int) net.IP {
-	ip := subnet.IP.To4()
-	v := uint32(ip[0])<<24 | uint32(ip[1])<<16 | uint32(ip[2])<<8 | uint32(ip[3])
-	v += uint32(n)
-	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4()
-}
 
 // isPrivilegeRefusal tells whether starting a privileged container failed
 // because the engine may not grant every capability (as in sandboxes whose
@@ -224,7 +217,7 @@ func (p *Provider) savePrivilegeMemo(ctx context.Context, privileged bool) {
 func volumeName(node string) string { return node + "-var" }
 
 func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, privileged bool) error {
-	labels := map[string]string{provider.LabelCluster: spec.Cluster, provider.LabelRole: spec.Role}
+	labels := map[string]string{nodeconfig.LabelCluster: spec.Cluster, nodeconfig.LabelRole: spec.Role}
 	for k, v := range spec.Labels {
 		labels[k] = v
 	}
@@ -249,7 +242,7 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 	var mounts []mount.Mount
 	if !spec.Helper {
 		vol := volumeName(spec.Name)
-		if _, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: map[string]string{provider.LabelCluster: spec.Cluster}}); err != nil {
+		if _, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: map[string]string{nodeconfig.LabelCluster: spec.Cluster}}); err != nil {
 			return fmt.Errorf("creating volume %s: %w", vol, err)
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: vol, Target: "/var"})
@@ -380,8 +373,8 @@ func (p *Provider) ListNodes(ctx context.Context, cluster string) ([]provider.No
 		}
 		nodes = append(nodes, provider.Node{
 			Name:    name,
-			Cluster: c.Labels[provider.LabelCluster],
-			Role:    c.Labels[provider.LabelRole],
+			Cluster: c.Labels[nodeconfig.LabelCluster],
+			Role:    c.Labels[nodeconfig.LabelRole],
 			IP:      ip,
 			State:   c.State,
 			Labels:  c.Labels,

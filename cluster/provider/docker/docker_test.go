@@ -4,8 +4,6 @@ import (
 	"errors"
 	"net"
 	"testing"
-
-	"github.com/berth-dev/berth/cluster/provider"
 )
 
 func cidr(s string) *net.IPNet {
@@ -27,16 +25,6 @@ func TestFreeSubnetSkipsUsedRanges(t *testing.T) {
 	// A network covering the whole first range pushes us to the second.
 	if got := FreeSubnet([]*net.IPNet{cidr("172.16.0.0/12")}); got.String() != "10.210.0.0/24" {
 		t.Errorf("FreeSubnet = %s, want 10.210.0.0/24", got)
-	}
-}
-
-func TestNodeIP(t *testing.T) {
-	n := &provider.Network{Subnet: cidr("172.30.5.0/24")}
-	if got := NodeIP(n, 0).String(); got != "172.30.5.2" {
-		t.Errorf("NodeIP(0) = %s", got)
-	}
-	if got := NodeIP(n, 3).String(); got != "172.30.5.5" {
-		t.Errorf("NodeIP(3) = %s", got)
 	}
 }
 

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +16,7 @@ import (
 func newBuildCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "build", Short: "Build images"}
 	var opts nodeimage.Options
+	var version string
 	node := &cobra.Command{
 		Use:   "node-image",
 		Short: "Build the node image from source",
@@ -24,6 +26,11 @@ CoreDNS, all compiled here at pinned versions. Nothing is pulled from a
 registry. An image whose recipe is unchanged is not rebuilt (--force does).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			release, err := versions.Resolve(version)
+			if err != nil {
+				return fmt.Errorf("--kubernetes-version: %w", err)
+			}
+			opts.Release = release
 			p, err := g.Provider(cmd.Context())
 			if err != nil {
 				return err
@@ -32,7 +39,8 @@ registry. An image whose recipe is unchanged is not rebuilt (--force does).`,
 		},
 	}
 	f := node.Flags()
-	f.StringVar(&opts.Image, "image", versions.NodeImage, "image reference to build")
+	f.StringVar(&opts.Image, "image", "", "image reference to build (default "+versions.NodeImageRepo+":<version>)")
+	f.StringVar(&version, "kubernetes-version", "", "Kubernetes version to build: a minor ("+versions.Default().Minor()+") or a pinned patch; supported: "+strings.Join(versions.Supported(), ", "))
 	f.StringVar(&opts.DebianMirror, "debian-mirror", "", "Debian mirror URL (default: the host's apt sources)")
 	f.StringVar(&opts.SourceDir, "source", "", "berth source tree (default: found from the working directory)")
 	f.StringVar(&opts.CacheDir, "cache-dir", "", "cache for the root filesystem and binaries (default: the user cache directory)")
@@ -41,21 +49,17 @@ registry. An image whose recipe is unchanged is not rebuilt (--force does).`,
 	return cmd
 }
 
-func buildImage(ctx context.Context, g *Globals, p provider.Provider, opts nodeimage.Options) error {
-	status := g.Status()
-	var done func(error)
+// buildOptions wires a build's log and stages to the CLI's display.
+func buildOptions(g *Globals, opts nodeimage.Options) nodeimage.Options {
 	opts.Log = g.Log()
-	opts.Stage = func(name string, i, n int) {
-		if done != nil {
-			done(nil)
-		}
-		done = status.Step(fmt.Sprintf("[%d/%d] %s", i, n, name))
-	}
+	opts.Progress = g.Status()
+	return opts
+}
+
+func buildImage(ctx context.Context, g *Globals, p provider.Provider, opts nodeimage.Options) error {
+	opts = buildOptions(g, opts)
 	started := time.Now()
 	res, err := nodeimage.Build(ctx, p, opts)
-	if done != nil {
-		done(err)
-	}
 	if err != nil {
 		return fmt.Errorf("building node image: %w", err)
 	}

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 
 	"github.com/spf13/cobra"
 
@@ -23,7 +26,9 @@ type CreateOptions struct {
 	Name       string
 	ConfigFile string
 	Image      string
-	Workers    int
+	// KubernetesVersion overrides the file's kubernetesVersion.
+	KubernetesVersion string
+	Workers           int
 	// ControlPlanes, when set, is the number of control-plane nodes.
 	ControlPlanes int
 	Wait          time.Duration
@@ -39,7 +44,8 @@ func newCreateCommand(g *Globals) *cobra.Command {
 	cluster := &cobra.Command{
 		Use:   "cluster",
 		Short: "Create a local Kubernetes cluster",
-		Long: `Create a cluster of Docker containers running upstream Kubernetes ` + versions.Kubernetes + `.
+		Long: `Create a cluster of Docker containers running upstream Kubernetes
+(` + strings.Join(versions.Supported(), ", ") + `; default ` + versions.Default().Kubernetes + `).
 
 Without --config the cluster has one node that is both control plane and
 worker. The first run builds the node image from source (several
@@ -47,6 +53,7 @@ minutes); later runs start in seconds. The kubeconfig context
 berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
 		Example: `  berth create cluster
   berth create cluster --name dev --workers 2
+  berth create cluster --name old --kubernetes-version v1.35
   berth create cluster --config testdata/three-nodes.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -62,7 +69,8 @@ berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
 	f := cluster.Flags()
 	addNameFlag(cluster, &o.Name)
 	f.StringVar(&o.ConfigFile, "config", "", "cluster configuration file (berth.dev/v1alpha1 or kind's v1alpha4), - for stdin")
-	f.StringVar(&o.Image, "image", "", "node image for every node (default "+versions.NodeImage+", built when missing)")
+	f.StringVar(&o.Image, "image", "", "node image for every node (default "+versions.NodeImageRepo+":<version>, built when missing)")
+	f.StringVar(&o.KubernetesVersion, "kubernetes-version", "", "Kubernetes version: a minor ("+versions.Default().Minor()+") or a pinned patch; supported: "+strings.Join(versions.Supported(), ", "))
 	f.IntVar(&o.Workers, "workers", 0, "add this many worker nodes")
 	f.IntVar(&o.ControlPlanes, "control-planes", 0, "number of control-plane nodes (3 gives an etcd quorum that survives losing one)")
 	f.DurationVar(&o.Wait, "wait", 5*time.Minute, "wait up to this long for nodes Ready and DNS available (0: only for the API server)")
@@ -100,22 +108,29 @@ func (o *CreateOptions) Complete(cmd *cobra.Command) error {
 		cfg.Name = o.Name
 	}
 	if len(cfg.Nodes) == 0 {
-		cfg.Nodes = []config.Node{{Role: config.ControlPlaneRole}}
+		cfg.Nodes = []config.Node{{Role: nodeconfig.RoleControlPlane}}
 	}
 	if o.ControlPlanes > 0 {
 		var nodes []config.Node
 		for i := 0; i < o.ControlPlanes; i++ {
-			nodes = append(nodes, config.Node{Role: config.ControlPlaneRole})
+			nodes = append(nodes, config.Node{Role: nodeconfig.RoleControlPlane})
 		}
 		for _, n := range cfg.Nodes {
-			if n.Role == config.WorkerRole {
+			if n.Role == nodeconfig.RoleWorker {
 				nodes = append(nodes, n)
 			}
 		}
 		cfg.Nodes = nodes
 	}
 	for i := 0; i < o.Workers; i++ {
-		cfg.Nodes = append(cfg.Nodes, config.Node{Role: config.WorkerRole})
+		cfg.Nodes = append(cfg.Nodes, config.Node{Role: nodeconfig.RoleWorker})
+	}
+	if o.KubernetesVersion != "" {
+		release, err := versions.Resolve(o.KubernetesVersion)
+		if err != nil {
+			return fmt.Errorf("--kubernetes-version: %w", err)
+		}
+		cfg.KubernetesVersion = release.Kubernetes
 	}
 	if o.Image != "" {
 		for i := range cfg.Nodes {
@@ -153,14 +168,14 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	}
 	theme := o.Theme()
 	if !o.Quiet {
-		fmt.Fprintf(o.ErrOut, "Creating cluster %s (%d node(s), Kubernetes %s)\n", theme.Bold.Render(o.cfg.Name), len(o.cfg.Nodes), versions.Kubernetes)
+		fmt.Fprintf(o.ErrOut, "Creating cluster %s (%d node(s), Kubernetes %s)\n", theme.Bold.Render(o.cfg.Name), len(o.cfg.Nodes), o.cfg.KubernetesVersion)
 	}
 	res, err := create.Create(ctx, p, create.Options{
 		Config:         o.cfg,
 		Wait:           o.Wait,
 		Retain:         o.Retain,
 		KubeconfigPath: o.Kubeconfig,
-		EnsureImage:    func(ctx context.Context, image string) error { return ensureImage(ctx, o.Globals, p, image) },
+		Images:         imageEnsurer(o.Globals, p),
 		Log:            o.Log(),
 		Status:         o.Status(),
 	})
@@ -182,38 +197,8 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// ensureImage makes sure image exists: the default node image is built
-// when missing. An existing image is used as it is; when berth runs from a
-// source tree whose recipe differs, a warning says how to rebuild.
-func ensureImage(ctx context.Context, g *Globals, p provider.Provider, image string) error {
-	labels, ok, err := p.ImageLabels(ctx, image)
-	if err != nil {
-		return err
-	}
-	if ok {
-		if image == versions.NodeImage && nodeImageStale(labels) {
-			fmt.Fprintf(g.ErrOut, "warning: node image %s was built from other sources than this tree's; rebuild it with `berth build node-image`\n", image)
-		}
-		return nil
-	}
-	if image != versions.NodeImage {
-		return fmt.Errorf("node image %q is not in Docker: build it with `berth build node-image --image %s`", image, image)
-	}
-	fmt.Fprintf(g.ErrOut, "Node image %s not found: building it from source (first time: several minutes)\n", image)
-	return buildImage(ctx, g, p, nodeimage.Options{Image: image})
-}
-
-// nodeImageStale reports whether berth runs from a source tree whose node
-// image recipe differs from the image's.
-func nodeImageStale(labels map[string]string) bool {
-	src, err := nodeimage.FindSourceDir()
-	if err != nil {
-		return false
-	}
-	mirror, err := nodeimage.MirrorFromAptSources("/")
-	if err != nil {
-		return false
-	}
-	recipe, err := nodeimage.Recipe(src, mirror)
-	return err == nil && labels[provider.LabelNodeImage] != recipe
+// imageEnsurer finds, or builds from source, the node images a create
+// needs, reporting build stages on the status display.
+func imageEnsurer(g *Globals, p provider.Provider) *nodeimage.Ensurer {
+	return &nodeimage.Ensurer{Store: p, Build: buildOptions(g, nodeimage.Options{}), Out: g.ErrOut}
 }

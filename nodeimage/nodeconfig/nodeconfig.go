@@ -1,9 +1,14 @@
 // Package nodeconfig is the contract between the berth CLI on the host and
 // berth-node inside a node container: the CLI writes one Node as JSON to
 // Path before the container starts, and berth-node derives every
-// component's configuration from it. It depends on the standard library
-// only, so the node binary's module can import it without pulling in the
-// CLI's dependencies.
+// component's configuration from it. It also names what both sides share:
+// node roles and the labels on everything berth makes.
+//
+// It is its own module with no dependencies, so the CLI's module and the
+// node binary's module (which builds Kubernetes) both import it without
+// pulling in each other's dependency sets. It lives under nodeimage/
+// because it is the node image's input contract; cluster/ imports it,
+// never the other way round.
 package nodeconfig
 
 import (
