@@ -40,6 +40,54 @@ func List(ctx context.Context, p provider.Provider) ([]string, error) {
 	return names, nil
 }
 
+// Summary describes one cluster from its containers alone (no API call).
+type Summary struct {
+	Name string `json:"name"`
+	// Nodes counts Kubernetes nodes; Running those whose container runs.
+	Nodes   int `json:"nodes"`
+	Running int `json:"running"`
+	// KubernetesVersion is what the nodes were created with ("" when the
+	// containers predate the label).
+	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+}
+
+// Summaries describes every berth cluster, sorted by name.
+func Summaries(ctx context.Context, p provider.Provider) ([]Summary, error) {
+	nodes, err := p.ListNodes(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]*Summary{}
+	var out []*Summary
+	for _, n := range nodes {
+		if n.Cluster == "" {
+			continue
+		}
+		s := byName[n.Cluster]
+		if s == nil {
+			s = &Summary{Name: n.Cluster}
+			byName[n.Cluster] = s
+			out = append(out, s)
+		}
+		if n.Role == nodeconfig.RoleLoadBalancer {
+			continue
+		}
+		s.Nodes++
+		if n.State == "running" {
+			s.Running++
+		}
+		if v := n.Labels[nodeconfig.LabelKubernetesVersion]; v != "" {
+			s.KubernetesVersion = v
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	res := make([]Summary, len(out))
+	for i, s := range out {
+		res[i] = *s
+	}
+	return res, nil
+}
+
 // KubernetesNodes returns the names of the containers that are Kubernetes
 // nodes (not the API load balancer).
 func KubernetesNodes(nodes []provider.Node) []string {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the upstream Kubernetes conformance suite (e2e.test v1.36.3, built
-# from source) on a berth cluster, with no container registry: every test
+# Runs the upstream Kubernetes conformance suite (e2e.test of the cluster's
+# Kubernetes version, built from source) on a berth cluster, with no container registry: every test
 # image is built from source or Debian packages (hack/conformance/images.sh)
 # and loaded into the nodes.
 #
@@ -8,6 +8,9 @@
 #   SUBSET=1 hack/conformance.sh   # the CI subset (hack/conformance/subset.txt)
 #
 # Environment:
+#   KUBERNETES_VERSION=v1.35
+#                the version to test (a minor or a pinned patch; default:
+#                berth's default — `berth version` lists them)
 #   SUBSET=1     run the subset instead of the whole suite
 #   FOCUS=RE     ginkgo focus regex (default '\[Conformance\]'; overrides SUBSET)
 #   SKIP=RE      ginkgo skip regex (default: none)
@@ -31,7 +34,6 @@ OUT=${OUT:-${XDG_CACHE_HOME:-$HOME/.cache}/berth/conformance}
 PROCS=${PROCS:-4}
 TIMEOUT=${TIMEOUT:-2h}
 REPORT=${REPORT-docs/conformance.md}
-K8S_VERSION=v1.36.3
 mkdir -p "$OUT"
 RUN=$OUT/run-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$RUN"
@@ -66,18 +68,29 @@ fi
 timed build-berth go build -o bin/berth ./cmd/berth
 BERTH=$PWD/bin/berth
 
+# The version, resolved by berth (nodeimage/versions is the one place
+# versions live), and the build module that compiles the control module
+# against it ("" for the default version: control/go.mod itself).
+read -r K8S_VERSION MODFILE < <("$BERTH" build control-module --kubernetes-version "${KUBERNETES_VERSION:-}")
+export CONTROL_GOFLAGS="-trimpath${MODFILE:+ -modfile=$MODFILE}"
+minor=${K8S_VERSION#v1.}
+minor=${minor%%.*}
+OUT=$OUT/$K8S_VERSION
+mkdir -p "$OUT"
+log "Kubernetes $K8S_VERSION${MODFILE:+ (build module $MODFILE)}"
+
 ldflags="-s -w"
 for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  ldflags="$ldflags -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=36 -X $p.gitTreeState=clean"
+  ldflags="$ldflags -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
 done
 # Rebuilt when the control module's dependencies or these flags change.
-key=$( (cat control/go.mod control/go.sum; echo "$ldflags"; go version) | sha256sum | cut -c1-16)
+key=$( (cat control/go.mod control/go.sum ${MODFILE:+"$MODFILE"}; echo "$ldflags"; go version) | sha256sum | cut -c1-16)
 build_suite() {
   log "compiling e2e.test $K8S_VERSION (several minutes the first time)"
-  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go test -c -ldflags "$ldflags" -o "$OUT/e2e.test" k8s.io/kubernetes/test/e2e)
+  (cd control && CGO_ENABLED=0 GOFLAGS="$CONTROL_GOFLAGS" go test -c -ldflags "$ldflags" -o "$OUT/e2e.test" k8s.io/kubernetes/test/e2e)
   log "compiling ginkgo and kubectl"
-  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags "$ldflags" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
-  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags "-s -w" -o "$OUT/ginkgo" github.com/onsi/ginkgo/v2/ginkgo)
+  (cd control && CGO_ENABLED=0 GOFLAGS="$CONTROL_GOFLAGS" go build -ldflags "$ldflags" -o "$OUT/kubectl" k8s.io/kubernetes/cmd/kubectl)
+  (cd control && CGO_ENABLED=0 GOFLAGS="$CONTROL_GOFLAGS" go build -ldflags "-s -w" -o "$OUT/ginkgo" github.com/onsi/ginkgo/v2/ginkgo)
   echo "$key" >"$OUT/suite.key"
 }
 if [ "$(cat "$OUT/suite.key" 2>/dev/null)" != "$key" ] || [ ! -x "$OUT/e2e.test" ] || [ ! -x "$OUT/ginkgo" ] || [ ! -x "$OUT/kubectl" ]; then
@@ -105,7 +118,7 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-timed create-cluster "$BERTH" create cluster --name "$NAME" --workers 2
+timed create-cluster "$BERTH" create cluster --name "$NAME" --workers 2 --kubernetes-version "$K8S_VERSION"
 "$BERTH" get kubeconfig --name "$NAME" >"$RUN/kubeconfig"
 chmod 600 "$RUN/kubeconfig"
 # shellcheck disable=SC2046
@@ -164,18 +177,18 @@ if [ ! -f "$RUN/report.json" ]; then
   exit 1
 fi
 case $MODE in
-full) title="Full conformance suite" ;;
-subset) title="Subset (SUBSET=1, hack/conformance/subset.txt)" ;;
-*) title="Custom focus" ;;
+full) title="Full conformance suite, Kubernetes $K8S_VERSION" ;;
+subset) title="Subset (SUBSET=1, hack/conformance/subset.txt), Kubernetes $K8S_VERSION" ;;
+*) title="Custom focus, Kubernetes $K8S_VERSION" ;;
 esac
-cmd="hack/conformance.sh"
+cmd="KUBERNETES_VERSION=$K8S_VERSION hack/conformance.sh"
 [ "$MODE" = subset ] && cmd="SUBSET=1 $cmd"
 [ "$MODE" = custom ] && cmd="FOCUS='$FOCUS' $cmd"
 [ "$PROCS" != 4 ] && cmd="PROCS=$PROCS $cmd"
 "$OUT/report" -json "$RUN/report.json" -title "$title" -command "$cmd" -timings "$TIMINGS" >"$RUN/results.md"
 if [ -n "$REPORT" ]; then
   # Replace the section between the markers for this mode (or append one).
-  begin="<!-- results:$MODE:begin -->" end="<!-- results:$MODE:end -->"
+  begin="<!-- results:$MODE:$K8S_VERSION:begin -->" end="<!-- results:$MODE:$K8S_VERSION:end -->"
   [ -f "$REPORT" ] || echo "# Conformance" >"$REPORT"
   if ! grep -qF "$begin" "$REPORT"; then
     printf '\n%s\n%s\n' "$begin" "$end" >>"$REPORT"

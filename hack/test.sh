@@ -10,7 +10,7 @@ export GOWORK=off
 hack/install-deps.sh
 
 echo "== gofmt"
-unformatted=$(gofmt -l $(git ls-files '*.go' | grep -v '^control/nodeconfig/\|^control/versions/'))
+unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then
   echo "not gofmt-formatted:" >&2
   echo "$unformatted" >&2
@@ -27,6 +27,8 @@ control_go vet ./...
 
 echo "== unit tests"
 go test ./...
+# The dependency-free modules the CLI and berth-node share.
+for m in nodeimage/nodeconfig nodeimage/versions; do (cd "$m" && go vet ./... && go test ./...); done
 control_go test ./boot/... ./componentconfig/... ./podnet/... ./addons/... ./supervisor/... ./loadbalancer/... ./conformance/...
 
 if [ "${E2E:-1}" != 0 ]; then

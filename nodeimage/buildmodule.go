@@ -122,6 +122,17 @@ func generateBuildModule(f *modfile.File, controlDir string, r versions.Release)
 	return out.Format()
 }
 
+// BuildModFile returns the -modfile that compiles the control module (in
+// sourceDir/control) against release ("" when its own go.mod does), for
+// scripts that build other programs of that Kubernetes version (the
+// conformance suite's e2e.test).
+func BuildModFile(ctx context.Context, opts Options) (string, error) {
+	if err := opts.defaults(); err != nil {
+		return "", err
+	}
+	return buildModFile(ctx, filepath.Join(opts.SourceDir, "control"), opts.CacheDir, opts.Release)
+}
+
 // buildModFile returns the -modfile to compile the control module for
 // release with ("" when its own go.mod is that release), generating and
 // tidying it into the cache the first time.

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds, without any registry, the container images the upstream
-# Kubernetes e2e suite (v1.36.3) runs, under exactly the names
+# Kubernetes e2e suite (of the version hack/conformance.sh tests) runs, under exactly the names
 # `e2e.test --list-images` prints, into the local Docker image store:
 #
 #   registry.k8s.io/e2e-test-images/agnhost:2.63.0   agnhost compiled from
@@ -45,7 +45,7 @@ export DOCKER_BUILDKIT=0 # FROM a local image, never a registry
 
 log() { printf '[images %s] %s\n' "$(date +%T)" "$*" >&2; }
 
-K8S=$(cd control && go list -m -f '{{.Dir}}' k8s.io/kubernetes)
+K8S=$(cd control && GOFLAGS="${CONTROL_GOFLAGS:--trimpath}" go list -m -f '{{.Dir}}' k8s.io/kubernetes)
 TI=$K8S/test/images
 REG=registry.k8s.io/e2e-test-images
 # want NAME: the full reference the suite uses for image NAME (fails if none)
@@ -119,7 +119,7 @@ done
 # --- 2. agnhost, compiled from the control module
 AGNHOST=$(grep -E "^$REG/agnhost:" "$LIST" | sort -V | tail -1 | grep .)
 log "compiling agnhost (${AGNHOST##*:})"
-(cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags '-s -w' -o "$OUT/agnhost" k8s.io/kubernetes/test/images/agnhost)
+(cd control && CGO_ENABLED=0 GOFLAGS="${CONTROL_GOFLAGS:--trimpath}" go build -ldflags '-s -w' -o "$OUT/agnhost" k8s.io/kubernetes/test/images/agnhost)
 
 CTX=$(mktemp -d)
 trap 'rm -rf "$CTX"' EXIT
@@ -201,7 +201,7 @@ fi
 # --- 6. nonewprivs: nnp (prints its effective uid), setuid root
 if ref=$(want nonewprivs); then
   d=$CTX/nonewprivs; mkdir -p "$d/layer/usr/local/bin"
-  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags '-s -w' -o "$OUT/nnp" k8s.io/kubernetes/test/images/nonewprivs)
+  (cd control && CGO_ENABLED=0 GOFLAGS="${CONTROL_GOFLAGS:--trimpath}" go build -ldflags '-s -w' -o "$OUT/nnp" k8s.io/kubernetes/test/images/nonewprivs)
   install -m 4755 "$OUT/nnp" "$d/layer/usr/local/bin/nnp"
   tar -C "$d/layer" --owner=0 --group=0 --mtime=@0 --sort=name -cf "$d/layer.tar" . && rm -rf "$d/layer"
   printf 'FROM %s\nADD layer.tar /\nCMD ["nnp"]\n' "$BASE" >"$d/Dockerfile"
@@ -216,7 +216,7 @@ go_image() {
   local ref=$1 pkg=$2 path=$3 entry=${4:-} d
   d=$CTX/$(basename "$path"); mkdir -p "$d/layer$(dirname "$path")"
   log "compiling $pkg"
-  (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags '-s -w' -o "$d/layer$path" "$pkg")
+  (cd control && CGO_ENABLED=0 GOFLAGS="${CONTROL_GOFLAGS:--trimpath}" go build -ldflags '-s -w' -o "$d/layer$path" "$pkg")
   tar -C "$d/layer" --owner=0 --group=0 --mtime=@0 --sort=name -cf "$d/layer.tar" . && rm -rf "$d/layer"
   printf 'FROM %s\nADD layer.tar /\n' "$BASE" >"$d/Dockerfile"
   [ -z "$entry" ] || printf 'ENTRYPOINT ["%s"]\n' "$entry" >>"$d/Dockerfile"
@@ -307,7 +307,7 @@ done
 # to the nodes as registry.k8s.io (for tests that must pull). Not a test
 # image, so not in images.list.
 d=$CTX/registry; mkdir -p "$d/layer"
-(cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go build -ldflags '-s -w' -o "$d/layer/registry" ./conformance/registry)
+(cd control && CGO_ENABLED=0 GOFLAGS="${CONTROL_GOFLAGS:--trimpath}" go build -ldflags '-s -w' -o "$d/layer/registry" ./conformance/registry)
 tar -C "$d/layer" --owner=0 --group=0 --mtime=@0 --sort=name -cf "$d/layer.tar" . && rm -rf "$d/layer"
 printf 'FROM scratch\nADD layer.tar /\nENTRYPOINT ["/registry"]\n' >"$d/Dockerfile"
 build berth-conformance/registry:latest "$d"

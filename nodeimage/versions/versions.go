@@ -19,14 +19,14 @@ import (
 type Release struct {
 	// Kubernetes is the k8s.io/kubernetes module version (vX.Y.Z); every
 	// staging module is replaced by v0.Y.Z.
-	Kubernetes string
+	Kubernetes string `json:"kubernetes"`
 	// Etcd is the go.etcd.io/etcd/server/v3 version that Kubernetes
 	// version's go.mod requires; berth-node embeds it.
-	Etcd string
+	Etcd string `json:"etcd"`
 	// CoreDNS is the cluster DNS built into the node image.
-	CoreDNS string
+	CoreDNS string `json:"coredns"`
 	// Pause is the sandbox image tag that version's own tests expect.
-	Pause string
+	Pause string `json:"pause"`
 }
 
 // Releases lists the supported Kubernetes versions, newest first. The

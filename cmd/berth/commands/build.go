@@ -45,7 +45,7 @@ registry. An image whose recipe is unchanged is not rebuilt (--force does).`,
 	f.StringVar(&opts.SourceDir, "source", "", "berth source tree (default: found from the working directory)")
 	f.StringVar(&opts.CacheDir, "cache-dir", "", "cache for the root filesystem and binaries (default: the user cache directory)")
 	f.BoolVar(&opts.Force, "force", false, "rebuild even if the recipe is unchanged")
-	cmd.AddCommand(node)
+	cmd.AddCommand(node, newBuildModuleCommand(g))
 	return cmd
 }
 
@@ -69,4 +69,32 @@ func buildImage(ctx context.Context, g *Globals, p provider.Provider, opts nodei
 	}
 	fmt.Fprintf(g.ErrOut, "Built node image %s (recipe %s) in %s\n", res.Image, res.Recipe, time.Since(started).Round(time.Second))
 	return nil
+}
+
+// newBuildModuleCommand prints the resolved Kubernetes version and the
+// build module (go.mod) that compiles the control module against it, for
+// scripts that build that version's other programs (hack/conformance.sh).
+func newBuildModuleCommand(g *Globals) *cobra.Command {
+	var version, source string
+	cmd := &cobra.Command{
+		Use:    "control-module",
+		Short:  "Print a Kubernetes version and the -modfile that builds the control module against it",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			release, err := versions.Resolve(version)
+			if err != nil {
+				return fmt.Errorf("--kubernetes-version: %w", err)
+			}
+			path, err := nodeimage.BuildModFile(cmd.Context(), nodeimage.Options{Release: release, SourceDir: source})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Out, "%s %s\n", release.Kubernetes, path)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&version, "kubernetes-version", "", "Kubernetes version (default: the default)")
+	cmd.Flags().StringVar(&source, "source", "", "berth source tree (default: found from the working directory)")
+	return cmd
 }

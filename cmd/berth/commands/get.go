@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/cluster"
 	"github.com/berth-dev/berth/cluster/create"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
 func newGetCommand(g *Globals) *cobra.Command {
@@ -31,26 +32,45 @@ func newGetCommand(g *Globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			names, err := cluster.List(cmd.Context(), p)
+			sums, err := cluster.Summaries(cmd.Context(), p)
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				if names == nil {
-					names = []string{}
+			switch output {
+			case "json":
+				// A list of names, as scripts have read it since the
+				// first release.
+				names := []string{}
+				for _, s := range sums {
+					names = append(names, s.Name)
 				}
 				return writeJSON(g.Out, names)
+			case "", "wide":
+			default:
+				return fmt.Errorf("unknown output format %q: use json or wide", output)
 			}
-			if len(names) == 0 && !g.Quiet {
+			if len(sums) == 0 && !g.Quiet {
 				fmt.Fprintln(g.ErrOut, "No clusters. Create one with: berth create cluster")
 			}
-			for _, n := range names {
-				fmt.Fprintln(g.Out, n)
+			if output == "wide" {
+				tw := tabwriter.NewWriter(g.Out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tNODES\tRUNNING\tVERSION")
+				for _, s := range sums {
+					v := s.KubernetesVersion
+					if v == "" {
+						v = "-"
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", s.Name, s.Nodes, s.Running, v)
+				}
+				return tw.Flush()
+			}
+			for _, s := range sums {
+				fmt.Fprintln(g.Out, s.Name)
 			}
 			return nil
 		},
 	}
-	clusters.Flags().StringVarP(&output, "output", "o", "", "output format: json")
+	clusters.Flags().StringVarP(&output, "output", "o", "", "output format: json, or wide (nodes and Kubernetes version)")
 
 	var name string
 	nodes := &cobra.Command{
@@ -148,6 +168,9 @@ func nodeRows(ctx context.Context, g *Globals, name string) ([]NodeRow, error) {
 	var rows []NodeRow
 	for _, c := range containers {
 		row := NodeRow{Name: c.Name, Role: c.Role, IP: c.IP, Container: c.State, Status: "Unknown", Version: "-"}
+		if v := c.Labels[nodeconfig.LabelKubernetesVersion]; v != "" {
+			row.Version = v
+		}
 		if n := byName[c.Name]; n != nil {
 			row.Status = "NotReady"
 			if create.NodeReady(n) {
