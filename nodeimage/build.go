@@ -116,10 +116,13 @@ func FindSourceDir() (string, error) {
 }
 
 // Recipe hashes every input of a release's image. Each release has its
-// own, so building one version never invalidates another's image.
-func Recipe(sourceDir, mirror string, r versions.Release) (string, error) {
+// own, so building one version never invalidates another's image. The
+// Debian mirror is not part of it: the same suite and packages from any
+// mirror make the same node, so an image built elsewhere (a release)
+// matches.
+func Recipe(sourceDir string, r versions.Release) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "recipe %s\nmirror %s\npackages %s\npruned %s\n", recipeVersion, mirror, strings.Join(Packages, ","), strings.Join(pruned, ","))
+	fmt.Fprintf(h, "recipe %s\nsuite %s\npackages %s\npruned %s\n", recipeVersion, versions.DebianSuite, strings.Join(Packages, ","), strings.Join(pruned, ","))
 	fmt.Fprintf(h, "release %+v\n", r)
 	for _, t := range toolsFor(r) {
 		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)
@@ -186,7 +189,7 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 		}
 		mirror = m
 	}
-	recipe, err := Recipe(opts.SourceDir, mirror, opts.Release)
+	recipe, err := Recipe(opts.SourceDir, opts.Release)
 	if err != nil {
 		return nil, err
 	}

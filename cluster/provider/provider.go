@@ -114,4 +114,15 @@ type Provider interface {
 	ImageLabels(ctx context.Context, image string) (labels map[string]string, ok bool, err error)
 	// ImportImage turns a root filesystem tar stream into an image.
 	ImportImage(ctx context.Context, rootfs io.Reader, ref string, changes []string) error
+	// PullImage pulls ref from its registry, showing progress on out; a
+	// ref with a digest is verified against it.
+	PullImage(ctx context.Context, ref string, out io.Writer) error
+	// PushImage pushes ref to its registry, showing progress on out.
+	PushImage(ctx context.Context, ref string, out io.Writer) error
+	// TagImage gives image src the reference dst.
+	TagImage(ctx context.Context, src, dst string) error
+	// RemoveImage removes the reference ref.
+	RemoveImage(ctx context.Context, ref string) error
+	// ImageDigest returns the registry digest of ref ("" if it has none).
+	ImageDigest(ctx context.Context, ref string) (string, error)
 }

@@ -111,45 +111,82 @@ func parentDirs(p string) []string {
 }
 
 // Write writes img to w as an OCI image layout tar archive.
-func Write(w io.Writer, img Image) error {
-	arch := img.Arch
-	if arch == "" {
-		arch = runtime.GOARCH
+func Write(w io.Writer, img Image) error { return WriteImages(w, img) }
+
+// WriteImages writes several images into one OCI image layout tar
+// archive, each under its own name in the index. Blobs the images share
+// (the same files make the same layer) are stored once, so images that
+// differ only in their configuration (a multicall binary with another
+// entrypoint) cost one layer.
+func WriteImages(w io.Writer, imgs ...Image) error {
+	if len(imgs) == 0 {
+		return fmt.Errorf("no image to write")
 	}
-	layerBlob, diffID, err := layer(img.Files)
-	if err != nil {
-		return fmt.Errorf("building layer of %s: %w", img.Name, err)
+	var blobs [][]byte
+	seen := map[string]bool{}
+	addBlob := func(b []byte) {
+		if d := digest(b); !seen[d] {
+			seen[d] = true
+			blobs = append(blobs, b)
+		}
 	}
-	config := map[string]any{
-		"architecture": arch,
-		"os":           "linux",
-		"created":      epoch.Format(time.RFC3339),
-		"config": map[string]any{
-			"Entrypoint": img.Entrypoint,
-			"Cmd":        img.Cmd,
-			"Env":        img.Env,
-			"User":       img.User,
-		},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+	var manifests []descriptor
+	type built struct {
+		files  []File
+		blob   []byte
+		diffID string
 	}
-	configBlob, err := json.Marshal(config)
-	if err != nil {
-		return err
-	}
-	manifest := map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
-		"config":        descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digest(configBlob), Size: int64(len(configBlob))},
-		"layers":        []descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digest(layerBlob), Size: int64(len(layerBlob))}},
-	}
-	manifestBlob, err := json.Marshal(manifest)
-	if err != nil {
-		return err
-	}
-	index := map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.index.v1+json",
-		"manifests": []descriptor{{
+	var layers []built
+	for _, img := range imgs {
+		arch := img.Arch
+		if arch == "" {
+			arch = runtime.GOARCH
+		}
+		var layerBlob []byte
+		var diffID string
+		for _, l := range layers {
+			if sameFiles(l.files, img.Files) {
+				layerBlob, diffID = l.blob, l.diffID
+				break
+			}
+		}
+		if layerBlob == nil {
+			var err error
+			if layerBlob, diffID, err = layer(img.Files); err != nil {
+				return fmt.Errorf("building layer of %s: %w", img.Name, err)
+			}
+			layers = append(layers, built{img.Files, layerBlob, diffID})
+		}
+		config := map[string]any{
+			"architecture": arch,
+			"os":           "linux",
+			"created":      epoch.Format(time.RFC3339),
+			"config": map[string]any{
+				"Entrypoint": img.Entrypoint,
+				"Cmd":        img.Cmd,
+				"Env":        img.Env,
+				"User":       img.User,
+			},
+			"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
+		}
+		configBlob, err := json.Marshal(config)
+		if err != nil {
+			return err
+		}
+		manifest := map[string]any{
+			"schemaVersion": 2,
+			"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+			"config":        descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digest(configBlob), Size: int64(len(configBlob))},
+			"layers":        []descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digest(layerBlob), Size: int64(len(layerBlob))}},
+		}
+		manifestBlob, err := json.Marshal(manifest)
+		if err != nil {
+			return err
+		}
+		addBlob(layerBlob)
+		addBlob(configBlob)
+		addBlob(manifestBlob)
+		manifests = append(manifests, descriptor{
 			MediaType: "application/vnd.oci.image.manifest.v1+json",
 			Digest:    digest(manifestBlob),
 			Size:      int64(len(manifestBlob)),
@@ -158,7 +195,12 @@ func Write(w io.Writer, img Image) error {
 				"org.opencontainers.image.ref.name": img.Name,
 			},
 			Platform: map[string]string{"architecture": arch, "os": "linux"},
-		}},
+		})
+	}
+	index := map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests":     manifests,
 	}
 	indexBlob, err := json.Marshal(index)
 	if err != nil {
@@ -172,9 +214,12 @@ func Write(w io.Writer, img Image) error {
 	}{
 		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 		{"index.json", indexBlob},
-		{blobPath(layerBlob), layerBlob},
-		{blobPath(configBlob), configBlob},
-		{blobPath(manifestBlob), manifestBlob},
+	}
+	for _, b := range blobs {
+		entries = append(entries, struct {
+			name string
+			data []byte
+		}{blobPath(b), b})
 	}
 	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
 		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch}); err != nil {
@@ -190,6 +235,19 @@ func Write(w io.Writer, img Image) error {
 		}
 	}
 	return tw.Close()
+}
+
+// sameFiles reports whether two file lists make the same layer.
+func sameFiles(a, b []File) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Path != b[i].Path || a[i].Mode != b[i].Mode || a[i].Link != b[i].Link || !bytes.Equal(a[i].Data, b[i].Data) {
+			return false
+		}
+	}
+	return true
 }
 
 func blobPath(b []byte) string {

@@ -3,9 +3,11 @@ package commands
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/cluster/provider"
@@ -16,7 +18,7 @@ import (
 func newBuildCommand(g *Globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "build", Short: "Build images"}
 	var opts nodeimage.Options
-	var version string
+	var version, push string
 	node := &cobra.Command{
 		Use:   "node-image",
 		Short: "Build the node image from source",
@@ -35,10 +37,21 @@ registry. An image whose recipe is unchanged is not rebuilt (--force does).`,
 			if err != nil {
 				return err
 			}
-			return buildImage(cmd.Context(), g, p, opts)
+			if err := buildImage(cmd.Context(), g, p, opts); err != nil {
+				return err
+			}
+			if push == "" {
+				return nil
+			}
+			image := opts.Image
+			if image == "" {
+				image = release.NodeImage()
+			}
+			return pushImage(cmd.Context(), g, p, image, push)
 		},
 	}
 	f := node.Flags()
+	f.StringVar(&push, "push", "", "after building, push the image to this reference (e.g. localhost:5001/berth/node:v1.37.2)")
 	f.StringVar(&opts.Image, "image", "", "image reference to build (default "+versions.NodeImageRepo+":<version>)")
 	f.StringVar(&version, "kubernetes-version", "", "Kubernetes version to build: a minor ("+versions.Default().Minor()+") or a pinned patch; supported: "+strings.Join(versions.Supported(), ", "))
 	f.StringVar(&opts.DebianMirror, "debian-mirror", "", "Debian mirror URL (default: the host's apt sources)")
@@ -47,6 +60,31 @@ registry. An image whose recipe is unchanged is not rebuilt (--force does).`,
 	f.BoolVar(&opts.Force, "force", false, "rebuild even if the recipe is unchanged")
 	cmd.AddCommand(node, newBuildModuleCommand(g))
 	return cmd
+}
+
+// pushImage tags image as ref, pushes it and prints the digest it got
+// (what `create --image ref@digest` pins).
+func pushImage(ctx context.Context, g *Globals, p provider.Provider, image, ref string) error {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return fmt.Errorf("--push %s: %w", ref, err)
+	}
+	if err := p.TagImage(ctx, image, ref); err != nil {
+		return err
+	}
+	progress := g.ErrOut
+	if g.Quiet {
+		progress = io.Discard
+	}
+	if err := p.PushImage(ctx, ref, progress); err != nil {
+		return fmt.Errorf("%w\n(is the registry running and reachable from the Docker engine? a local one: `berth create cluster --registry`)", err)
+	}
+	digest, err := p.ImageDigest(ctx, ref)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Out, "%s@%s\n", named.Name(), digest)
+	return nil
 }
 
 // buildOptions wires a build's log and stages to the CLI's display.
