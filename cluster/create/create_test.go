@@ -24,6 +24,9 @@ import (
 
 // fakeProvider records what a create asks of the engine.
 type fakeProvider struct {
+	// The image methods a create never calls (its image step goes through
+	// Options.Images) panic if called.
+	provider.Provider
 	mu       sync.Mutex
 	calls    []string
 	nodes    []provider.NodeSpec
