@@ -16,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
 const helloRef = "berth-e2e/hello:1"
@@ -42,8 +44,8 @@ func TestSingleNode(t *testing.T) {
 	if err := json.Unmarshal([]byte(mustBerth(t, "get", "nodes", "--name", name, "-o", "json")), &rows); err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) != 1 || rows[0].Status != "Ready" || rows[0].Version != "v1.36.3" {
-		t.Fatalf("get nodes = %+v, want one Ready node at v1.36.3", rows)
+	if want := versions.Default().Kubernetes; len(rows) != 1 || rows[0].Status != "Ready" || rows[0].Version != want {
+		t.Fatalf("get nodes = %+v, want one Ready node at %s", rows, want)
 	}
 	nodeIP := rows[0].IP
 	if !strings.Contains(mustBerth(t, "get", "clusters"), name) {
