@@ -14,6 +14,7 @@ import (
 	"github.com/berth-dev/berth/kubectl-like/expose"
 	"github.com/berth-dev/berth/kubectl-like/label"
 	"github.com/berth-dev/berth/kubectl-like/passthrough"
+	"github.com/berth-dev/berth/kubectl-like/prompt"
 	"github.com/berth-dev/berth/kubectl-like/scale"
 	"github.com/berth-dev/berth/kubectl-like/service"
 	"github.com/berth-dev/berth/kubectl-like/upstream"
@@ -25,17 +26,19 @@ type ExitError = upstream.ExitError
 
 // NewCommands returns the workload commands. flags carries --kubeconfig, --context, -n/--namespace
 // (the caller registers flags.AddFlags on the root's persistent flags and presets flags.Context to the
-// berth cluster's context "berth-<name>" when the user gave no --context).
-func NewCommands(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) []*cobra.Command {
+// berth cluster's context "berth-<name>" when the user gave no --context). p asks a person: it picks
+// a node or service that was not named, and confirms a drain; nil means nobody is at a terminal.
+func NewCommands(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams, p prompt.Prompter) []*cobra.Command {
 	f := NewFactory(flags)
+	p = prompt.OrNoTerminal(p, streams.ErrOut)
 	return []*cobra.Command{
 		label.NewCmdLabel(f, streams),
 		scale.NewCmdScale(f, streams),
 		expose.NewCmdExpose(f, streams),
-		drain.NewCmdDrain(f, streams),
-		drain.NewCmdCordon(f, streams),
-		drain.NewCmdUncordon(f, streams),
-		service.NewCmdService(f, streams),
+		drain.NewCmdDrain(f, streams, p),
+		drain.NewCmdCordon(f, streams, p),
+		drain.NewCmdUncordon(f, streams, p),
+		service.NewCmdService(f, streams, p),
 		passthrough.NewCmdKubectl(flags, streams),
 	}
 }

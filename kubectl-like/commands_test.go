@@ -33,12 +33,12 @@ func newRoot(s *fakeapi.Server) (*cobra.Command, *strings.Builder, *strings.Buil
 		},
 	}
 	flags.AddFlags(root.PersistentFlags())
-	root.AddCommand(kubectllike.NewCommands(flags, streams)...)
+	root.AddCommand(kubectllike.NewCommands(flags, streams, nil)...)
 	return root, &out, &errOut
 }
 
 func TestNewCommands(t *testing.T) {
-	cmds := kubectllike.NewCommands(genericclioptions.NewConfigFlags(true), genericiooptions.NewTestIOStreamsDiscard())
+	cmds := kubectllike.NewCommands(genericclioptions.NewConfigFlags(true), genericiooptions.NewTestIOStreamsDiscard(), nil)
 	var names []string
 	for _, c := range cmds {
 		names = append(names, c.Name())

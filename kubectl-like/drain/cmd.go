@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
 	kubectldrain "k8s.io/kubectl/pkg/cmd/drain"
@@ -17,7 +18,7 @@ import (
 	kdrain "k8s.io/kubectl/pkg/drain"
 	"k8s.io/kubectl/pkg/util/completion"
 
-	"github.com/berth-dev/berth/cmd/berth/ui"
+	"github.com/berth-dev/berth/kubectl-like/prompt"
 	"github.com/berth-dev/berth/kubectl-like/upstream"
 )
 
@@ -36,32 +37,32 @@ type Options struct {
 	explicit bool
 	// Prompt asks a person: the node picker and the confirmation. Without
 	// a terminal it never waits for input.
-	Prompt *ui.Prompt
+	Prompt prompt.Prompter
 
-	// RetryInterval, PollInterval and StatusInterval tune the Evictor.
+	// RetryInterval and StatusInterval tune the Evictor.
 	RetryInterval  time.Duration
-	PollInterval   time.Duration
 	StatusInterval time.Duration
 
 	Client kubernetes.Interface
 	genericiooptions.IOStreams
 }
 
-// NewOptions returns Options with berth's defaults.
-func NewOptions(streams genericiooptions.IOStreams) *Options {
+// NewOptions returns Options with berth's defaults. p asks a person; nil
+// means nobody is at a terminal.
+func NewOptions(streams genericiooptions.IOStreams, p prompt.Prompter) *Options {
 	return &Options{
 		GracePeriodSeconds: -1,
 		RetryInterval:      5 * time.Second,
-		PollInterval:       time.Second,
 		StatusInterval:     30 * time.Second,
 		IOStreams:          streams,
-		Prompt:             ui.NewPrompt(streams.In, streams.Out, streams.ErrOut, false),
+		Prompt:             prompt.OrNoTerminal(p, streams.ErrOut),
 	}
 }
 
-// NewCmdDrain returns the drain command.
-func NewCmdDrain(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewOptions(streams)
+// NewCmdDrain returns the drain command; p picks the node when none is
+// named and asks before draining (nil: nobody is at a terminal).
+func NewCmdDrain(f cmdutil.Factory, streams genericiooptions.IOStreams, p prompt.Prompter) *cobra.Command {
+	o := NewOptions(streams, p)
 	cmd := &cobra.Command{
 		Use:   "drain [NODE]",
 		Short: "Cordon a node and evict its pods, honouring PodDisruptionBudgets",
@@ -73,7 +74,9 @@ retried; meanwhile the command prints which pods are blocked and by which
 PodDisruptionBudget. Pods are refused, and the drain fails before evicting
 anything, when they are managed by a DaemonSet (use --ignore-daemonsets to
 leave them), use emptyDir volumes (--delete-emptydir-data) or have no
-controller (--force). Mirror pods of static pods are always left alone.
+controller (--force); the error names every flag a rerun needs. Mirror pods
+of static pods are always left alone. Which pods go is decided by kubectl's
+own drain rules.
 
 If --timeout passes (or the command is interrupted) first, the node stays
 cordoned and the command fails, listing the pods still on the node.
@@ -142,7 +145,7 @@ func (o *Options) Complete(f cmdutil.Factory, cmd *cobra.Command, args []string)
 
 // PickNode chooses a node of the cluster when none was named: the only
 // one, or the one a person picks at a terminal. usage is how to name one.
-func PickNode(ctx context.Context, client kubernetes.Interface, prompt *ui.Prompt, usage string) (string, error) {
+func PickNode(ctx context.Context, client kubernetes.Interface, chooser prompt.Chooser, usage string) (string, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -155,7 +158,7 @@ func PickNode(ctx context.Context, client kubernetes.Interface, prompt *ui.Promp
 		names = append(names, n.Name)
 	}
 	sort.Strings(names)
-	return prompt.Choose(ctx, ui.Choice{What: "node", Candidates: names, Hint: "name it: " + usage})
+	return chooser.Choose(ctx, prompt.Choice{What: "node", Candidates: names, Hint: "name it: " + usage})
 }
 
 // Confirm shows what the drain will do and asks, at a terminal. Without
@@ -165,7 +168,7 @@ func (o *Options) Confirm(ctx context.Context) (bool, error) {
 	if o.Yes || o.DryRun != cmdutil.DryRunNone {
 		return true, nil
 	}
-	if o.Prompt == nil || !o.Prompt.Interactive {
+	if o.Prompt == nil || !o.Prompt.CanAsk() {
 		if !o.explicit {
 			return false, fmt.Errorf("not draining node %q without confirmation: there is no terminal to ask at; name it (berth drain %s) or pass --yes", o.Node, o.Node)
 		}
@@ -196,7 +199,7 @@ func (o *Options) describe(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	lines := []string{fmt.Sprintf("node %s will be cordoned: no new pods are scheduled on it", o.Node)}
-	pods := plan.PodsToEvict()
+	pods := plan.Pods
 	verb := "evicted"
 	if o.DisableEviction {
 		verb = "deleted (PodDisruptionBudgets bypassed)"
@@ -237,7 +240,7 @@ func (o *Options) describe(ctx context.Context) ([]string, error) {
 			lines = append(lines, "blocked until it allows a disruption: "+blocking[k])
 		}
 	}
-	lines = append(lines, plan.Warnings()...)
+	lines = append(lines, plan.Warnings...)
 	if err := plan.RefusalError(); err != nil {
 		lines = append(lines, "the drain will fail: "+err.Error())
 	}
@@ -251,6 +254,10 @@ func (o *Options) Validate() error {
 	}
 	if o.Timeout < 0 {
 		return fmt.Errorf("--timeout must not be negative, got %v", o.Timeout)
+	}
+	// Checked here, before the node is cordoned.
+	if _, err := labels.Parse(o.PodSelector); err != nil {
+		return fmt.Errorf("parsing --pod-selector %q: %w", o.PodSelector, err)
 	}
 	return nil
 }
@@ -281,36 +288,44 @@ func (o *Options) Run(ctx context.Context) error {
 		return fmt.Errorf("getting node %q: %w", o.Node, err)
 	}
 	suffix := o.dryRunSuffix()
-	if o.DryRun == cmdutil.DryRunClient || node.Spec.Unschedulable {
+	switch {
+	case o.DryRun == cmdutil.DryRunClient || node.Spec.Unschedulable:
 		state := "cordoned"
 		if node.Spec.Unschedulable {
 			state = "already cordoned"
 		}
 		fmt.Fprintf(o.Out, "node/%s %s%s\n", o.Node, state, suffix)
-	} else {
+	case o.DryRun == cmdutil.DryRunServer:
+		// RunCordonOrUncordon always writes for real; send the same
+		// change as a server-side dry run instead.
 		c := kdrain.NewCordonHelper(node)
 		c.UpdateIfRequired(true)
-		if err, patchErr := c.PatchOrReplaceWithContext(ctx, o.Client, o.DryRun == cmdutil.DryRunServer); err != nil {
-			if patchErr != nil {
-				err = fmt.Errorf("%w (building the patch failed too: %v)", err, patchErr)
-			}
-			return fmt.Errorf("cordoning node %q: %w", o.Node, err)
+		if err, patchErr := c.PatchOrReplaceWithContext(ctx, o.Client, true); err != nil {
+			return fmt.Errorf("cordoning node %q%s: %w", o.Node, suffix, errors.Join(err, patchErr))
 		}
 		fmt.Fprintf(o.Out, "node/%s cordoned%s\n", o.Node, suffix)
+	default:
+		if err := kdrain.RunCordonOrUncordon(&kdrain.Helper{Ctx: ctx, Client: o.Client}, node, true); err != nil {
+			return fmt.Errorf("cordoning node %q: %w", o.Node, err)
+		}
+		fmt.Fprintf(o.Out, "node/%s cordoned\n", o.Node)
 	}
 
+	// Cordoned first, so that no pod is scheduled on the node while its
+	// pods are judged; a refused drain leaves it cordoned and evicts
+	// nothing.
 	plan, err := BuildPlan(ctx, o.Client, o.Node, o.PodSelector, o.Policy)
 	if err != nil {
 		return o.stillCordoned(err)
 	}
-	for _, w := range plan.Warnings() {
+	for _, w := range plan.Warnings {
 		fmt.Fprintf(o.ErrOut, "Warning: %s\n", w)
 	}
 	if err := plan.RefusalError(); err != nil {
 		return o.stillCordoned(err)
 	}
 
-	pods := plan.PodsToEvict()
+	pods := plan.Pods
 	if o.DryRun == cmdutil.DryRunClient {
 		verb := "evicting"
 		if o.DisableEviction {
@@ -329,7 +344,6 @@ func (o *Options) Run(ctx context.Context) error {
 		DisableEviction:    o.DisableEviction,
 		ServerDryRun:       o.DryRun == cmdutil.DryRunServer,
 		RetryInterval:      o.RetryInterval,
-		PollInterval:       o.PollInterval,
 		StatusInterval:     o.StatusInterval,
 		Out:                o.Out,
 		ErrOut:             o.ErrOut,
@@ -340,7 +354,7 @@ func (o *Options) Run(ctx context.Context) error {
 			inc.Timeout = o.Timeout
 			return inc
 		}
-		return o.stillCordoned(err)
+		return o.stillCordoned(fmt.Errorf("draining node %q: %w", o.Node, err))
 	}
 	fmt.Fprintf(o.Out, "node/%s drained%s\n", o.Node, suffix)
 	return nil
@@ -353,24 +367,31 @@ func (o *Options) stillCordoned(err error) error {
 	return fmt.Errorf("%w\nnode %q stays cordoned (undo with `berth uncordon %s`)", err, o.Node, o.Node)
 }
 
-// NewCmdCordon returns kubectl's cordon command (mark a node unschedulable).
-func NewCmdCordon(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+// NewCmdCordon returns kubectl's cordon command (mark a node
+// unschedulable); c picks the node when none is named (nil: nobody is at a
+// terminal).
+func NewCmdCordon(f cmdutil.Factory, streams genericiooptions.IOStreams, c prompt.Chooser) *cobra.Command {
 	cmd := kubectldrain.NewCmdCordon(f, streams)
 	cmd.SilenceUsage = true
-	return withNodePicker(upstream.Rebrand(upstream.Wrap(cmd), "berth"), f, streams)
+	return withNodePicker(upstream.Rebrand(upstream.Wrap(cmd), "berth"), f, streams, c)
 }
 
-// NewCmdUncordon returns kubectl's uncordon command (mark a node schedulable).
-func NewCmdUncordon(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+// NewCmdUncordon returns kubectl's uncordon command (mark a node
+// schedulable); c picks the node when none is named (nil: nobody is at a
+// terminal).
+func NewCmdUncordon(f cmdutil.Factory, streams genericiooptions.IOStreams, c prompt.Chooser) *cobra.Command {
 	cmd := kubectldrain.NewCmdUncordon(f, streams)
 	cmd.SilenceUsage = true
-	return withNodePicker(upstream.Rebrand(upstream.Wrap(cmd), "berth"), f, streams)
+	return withNodePicker(upstream.Rebrand(upstream.Wrap(cmd), "berth"), f, streams, c)
 }
 
 // withNodePicker lets cmd (cordon, uncordon) run without NODE: without
 // --selector either, the cluster's only node is used, or a person picks
 // one at a terminal.
-func withNodePicker(cmd *cobra.Command, f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+func withNodePicker(cmd *cobra.Command, f cmdutil.Factory, streams genericiooptions.IOStreams, chooser prompt.Chooser) *cobra.Command {
+	if chooser == nil {
+		chooser = prompt.NoTerminal{Notes: streams.ErrOut}
+	}
 	run := cmd.RunE
 	cmd.Use = strings.Replace(cmd.Use, " NODE", " [NODE]", 1)
 	cmd.RunE = func(c *cobra.Command, args []string) error {
@@ -379,8 +400,7 @@ func withNodePicker(cmd *cobra.Command, f cmdutil.Factory, streams genericioopti
 			if err != nil {
 				return fmt.Errorf("creating client: %w", err)
 			}
-			prompt := ui.NewPrompt(streams.In, streams.Out, streams.ErrOut, false)
-			node, err := PickNode(c.Context(), client, prompt, "berth "+c.Name()+" NODE")
+			node, err := PickNode(c.Context(), client, chooser, "berth "+c.Name()+" NODE")
 			if err != nil {
 				return err
 			}

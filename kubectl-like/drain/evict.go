@@ -15,8 +15,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	policyv1client "k8s.io/client-go/kubernetes/typed/policy/v1"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	kdrain "k8s.io/kubectl/pkg/drain"
 )
@@ -99,9 +100,11 @@ func (e *IncompleteError) Error() string {
 
 func (e *IncompleteError) Unwrap() error { return e.Cause }
 
-// Evictor removes pods from a node through the Eviction API (or plain
-// deletion when DisableEviction is set), retrying refused evictions and
-// waiting until the pods are gone.
+// Evictor removes pods from a node with kubectl's drain helper: through
+// the Eviction API, retrying refused evictions, or by plain deletion with
+// DisableEviction; then it waits until the pods are gone. What it adds is
+// the reporting: which PodDisruptionBudget refuses an eviction, which pods
+// are still waited for, and which are left when the drain stops early.
 type Evictor struct {
 	Client kubernetes.Interface
 	// GracePeriodSeconds overrides the pods' termination grace period;
@@ -109,13 +112,11 @@ type Evictor struct {
 	GracePeriodSeconds int
 	// DisableEviction deletes pods directly, bypassing PodDisruptionBudgets.
 	DisableEviction bool
-	// ServerDryRun sends every request as a server-side dry run and does
-	// not wait for pods to go.
+	// ServerDryRun sends one request per pod as a server-side dry run and
+	// does not wait for pods to go.
 	ServerDryRun bool
 	// RetryInterval is the pause before retrying a refused eviction.
 	RetryInterval time.Duration
-	// PollInterval is how often to check whether evicted pods are gone.
-	PollInterval time.Duration
 	// StatusInterval, when > 0, is how often to print the pods still
 	// being waited for.
 	StatusInterval time.Duration
@@ -123,100 +124,216 @@ type Evictor struct {
 	Out    io.Writer
 	ErrOut io.Writer
 
-	mu       sync.Mutex
-	progress map[types.UID]*PodProgress
+	// mu guards pods and closed, and serialises the output: the helper
+	// works on every pod in a goroutine of its own.
+	mu   sync.Mutex
+	pods map[string]*podRemoval
+	// closed is set when Run has returned; the helper may still be
+	// finishing a retry pause, and must not print after the result.
+	closed bool
 }
 
-// syncWriter serialises writes from the per-pod goroutines.
-type syncWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
+// podRemoval is the Evictor's record of one pod.
+type podRemoval struct {
+	PodProgress
+	pod       corev1.Pod
+	announced bool
+	lastBlock string
 }
 
-func (s syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
-}
+func podKey(namespace, name string) string { return namespace + "/" + name }
 
 // Run removes pods and waits until they are gone or ctx ends. When ctx ends
-// first it returns an *IncompleteError listing the pods still on the node;
-// when some pods fail for good it returns their errors once the others are
-// done.
+// first it returns an *IncompleteError listing the pods still on the node.
 func (e *Evictor) Run(ctx context.Context, node string, pods []corev1.Pod) error {
 	if len(pods) == 0 {
 		return nil
 	}
-	var outMu sync.Mutex
-	out := syncWriter{&outMu, writerOr(e.Out)}
-	errOut := syncWriter{&outMu, writerOr(e.ErrOut)}
-
 	e.mu.Lock()
-	e.progress = map[types.UID]*PodProgress{}
-	for i := range pods {
-		e.progress[pods[i].UID] = &PodProgress{Namespace: pods[i].Namespace, Name: pods[i].Name, UID: pods[i].UID, State: StatePending}
-	}
-	e.mu.Unlock()
-
-	dryRun := cmdutil.DryRunNone
-	if e.ServerDryRun {
-		dryRun = cmdutil.DryRunServer
-	}
-	helper := &kdrain.Helper{Ctx: ctx, Client: e.Client, GracePeriodSeconds: e.GracePeriodSeconds, DryRunStrategy: dryRun}
-
-	statusDone := make(chan struct{})
-	if e.StatusInterval > 0 {
-		go e.reportStatus(ctx, node, errOut, statusDone)
-	}
-
-	errs := make([]error, len(pods))
-	var wg sync.WaitGroup
-	for i := range pods {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			errs[i] = e.removePod(ctx, helper, pods[i], out, errOut)
-		}(i)
-	}
-	wg.Wait()
-	close(statusDone)
-
-	if ctx.Err() != nil {
-		return &IncompleteError{Node: node, Cause: ctx.Err(), Remaining: e.remaining(ctx)}
-	}
-	var failed []error
-	for _, err := range errs {
-		if err != nil {
-			failed = append(failed, err)
+	e.closed = false
+	e.pods = map[string]*podRemoval{}
+	for _, p := range pods {
+		e.pods[podKey(p.Namespace, p.Name)] = &podRemoval{
+			PodProgress: PodProgress{Namespace: p.Namespace, Name: p.Name, UID: p.UID, State: StatePending},
+			pod:         p,
 		}
 	}
-	return utilerrors.NewAggregate(failed)
-}
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.closed = true
+		e.mu.Unlock()
+	}()
 
-func writerOr(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
+	if e.ServerDryRun {
+		return e.dryRun(ctx, pods)
 	}
-	return w
+	helper := &kdrain.Helper{
+		Ctx:                  ctx,
+		Client:               &evictionObserver{Interface: e.Client, answered: e.evictionAnswered},
+		GracePeriodSeconds:   e.GracePeriodSeconds,
+		DisableEviction:      e.DisableEviction,
+		EvictErrorRetryDelay: e.RetryInterval,
+		// The helper prints "evicting pod" again on every retry and
+		// does not say which budget refuses an eviction: the callbacks
+		// and the observer print berth's lines instead.
+		Out:                             io.Discard,
+		ErrOut:                          io.Discard,
+		OnPodDeletionOrEvictionStarted:  e.started,
+		OnPodDeletionOrEvictionFinished: e.finished,
+	}
+
+	statusCtx, stopStatus := context.WithCancel(ctx)
+	defer stopStatus()
+	if e.StatusInterval > 0 {
+		go e.reportStatus(statusCtx, node)
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- helper.DeleteOrEvictPods(pods) }()
+	select {
+	case err := <-done:
+		if ctx.Err() == nil {
+			return err
+		}
+	case <-ctx.Done():
+		// The helper's pause between retries does not watch ctx: do
+		// not wait for it. It sends nothing more once ctx has ended.
+	}
+	return &IncompleteError{Node: node, Cause: ctx.Err(), Remaining: e.remaining(ctx)}
 }
 
-func (e *Evictor) update(uid types.UID, fn func(p *PodProgress)) {
+// dryRun sends each removal once as a server-side dry run: the server
+// checks it (PodDisruptionBudgets included) and changes nothing, so there
+// is nothing to retry or wait for.
+func (e *Evictor) dryRun(ctx context.Context, pods []corev1.Pod) error {
+	helper := &kdrain.Helper{Ctx: ctx, Client: e.Client, GracePeriodSeconds: e.GracePeriodSeconds, DryRunStrategy: cmdutil.DryRunServer}
+	var errs []error
+	for _, pod := range pods {
+		fmt.Fprintf(e.Out, "%s pod %s/%s (server dry run)\n", verb(!e.DisableEviction), pod.Namespace, pod.Name)
+		var err error
+		if e.DisableEviction {
+			err = helper.DeletePod(pod)
+		} else {
+			err = helper.EvictPod(pod, policyv1.SchemeGroupVersion)
+		}
+		switch {
+		case err == nil || apierrors.IsNotFound(err):
+			fmt.Fprintf(e.Out, "pod %s/%s %s (server dry run)\n", pod.Namespace, pod.Name, pastVerb(!e.DisableEviction))
+		case apierrors.IsTooManyRequests(err):
+			_, desc := e.describeBlock(ctx, &pod)
+			errs = append(errs, fmt.Errorf("pod %s/%s: eviction refused%s: %w", pod.Namespace, pod.Name, desc, err))
+		default:
+			errs = append(errs, fmt.Errorf("%s pod %s/%s: %w", verb(!e.DisableEviction), pod.Namespace, pod.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// started is the helper's callback when it starts removing pod: before
+// each eviction attempt, or once the deletion was accepted.
+func (e *Evictor) started(pod *corev1.Pod, usingEviction bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if p, ok := e.progress[uid]; ok {
-		fn(p)
+	r := e.pods[podKey(pod.Namespace, pod.Name)]
+	if r == nil || e.closed || r.announced {
+		return
 	}
+	r.announced = true
+	if !usingEviction {
+		r.State = StateTerminating
+	}
+	fmt.Fprintf(e.Out, "%s pod %s/%s\n", verb(usingEviction), pod.Namespace, pod.Name)
+}
+
+// finished is the helper's callback when pod is gone, or when checking
+// that failed (err; the helper then returns it).
+func (e *Evictor) finished(pod *corev1.Pod, usingEviction bool, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.pods[podKey(pod.Namespace, pod.Name)]
+	if r == nil || e.closed {
+		return
+	}
+	if err != nil {
+		r.Detail = err.Error()
+		return
+	}
+	r.State, r.BlockedBy, r.Detail = StateGone, nil, ""
+	fmt.Fprintf(e.Out, "pod %s/%s %s\n", pod.Namespace, pod.Name, pastVerb(usingEviction))
+}
+
+// evictionAnswered learns how the API server answered one eviction
+// request, which the helper only prints. A refusal (HTTP 429) is reported
+// once per distinct reason, with the PodDisruptionBudgets covering the pod.
+func (e *Evictor) evictionAnswered(ctx context.Context, ev *policyv1.Eviction, err error) {
+	key := podKey(ev.Namespace, ev.Name)
+	var names []string
+	var desc string
+	if apierrors.IsTooManyRequests(err) {
+		e.mu.Lock()
+		r := e.pods[key]
+		e.mu.Unlock()
+		if r != nil {
+			names, desc = e.describeBlock(ctx, &r.pod)
+		}
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.pods[key]
+	if r == nil || e.closed || ctx.Err() != nil {
+		return
+	}
+	switch {
+	case err == nil:
+		r.State, r.BlockedBy, r.Detail = StateTerminating, nil, ""
+	case apierrors.IsNotFound(err):
+		// The helper counts the pod as removed and calls no callback.
+		r.State, r.BlockedBy = StateGone, nil
+		fmt.Fprintf(e.Out, "pod %s/%s is gone\n", r.Namespace, r.Name)
+	case apierrors.IsTooManyRequests(err):
+		r.State, r.BlockedBy, r.Detail = StateBlocked, names, err.Error()
+		msg := fmt.Sprintf("pod %s/%s: eviction refused%s: %v", r.Namespace, r.Name, desc, err)
+		if msg != r.lastBlock {
+			r.lastBlock = msg
+			fmt.Fprintf(e.ErrOut, "%s (retrying every %v)\n", msg, e.RetryInterval)
+		}
+	case apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+		if r.pod.DeletionTimestamp == nil {
+			fmt.Fprintf(e.ErrOut, "pod %s/%s: its namespace is terminating, retrying: %v\n", r.Namespace, r.Name, err)
+		}
+	default:
+		r.State, r.Detail = StateFailed, err.Error()
+	}
+}
+
+// describeBlock names the PodDisruptionBudgets covering pod, and renders
+// them for a message (", blocked by PodDisruptionBudget ..."; empty when
+// none is found).
+func (e *Evictor) describeBlock(ctx context.Context, pod *corev1.Pod) ([]string, string) {
+	pdbs, err := BlockingPDBs(ctx, e.Client, pod)
+	if err != nil || len(pdbs) == 0 {
+		return nil, ""
+	}
+	names := make([]string, 0, len(pdbs))
+	descs := make([]string, 0, len(pdbs))
+	for i := range pdbs {
+		names = append(names, pdbs[i].Namespace+"/"+pdbs[i].Name)
+		descs = append(descs, DescribePDB(&pdbs[i]))
+	}
+	return names, ", blocked by " + strings.Join(descs, "; ")
 }
 
 // Progress returns a snapshot of the pods' states, sorted by namespace/name.
 func (e *Evictor) Progress() []PodProgress {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([]PodProgress, 0, len(e.progress))
-	for _, p := range e.progress {
-		cp := *p
-		cp.BlockedBy = append([]string(nil), p.BlockedBy...)
-		out = append(out, cp)
+	out := make([]PodProgress, 0, len(e.pods))
+	for _, r := range e.pods {
+		p := r.PodProgress
+		p.BlockedBy = append([]string(nil), r.BlockedBy...)
+		out = append(out, p)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Namespace != out[j].Namespace {
@@ -227,27 +344,23 @@ func (e *Evictor) Progress() []PodProgress {
 	return out
 }
 
-func (e *Evictor) reportStatus(ctx context.Context, node string, w io.Writer, done <-chan struct{}) {
-	t := time.NewTicker(e.StatusInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-done:
-			return
-		case <-t.C:
-			var waiting []string
-			for _, p := range e.Progress() {
-				if p.State != StateGone && p.State != StateFailed {
-					waiting = append(waiting, p.String())
-				}
-			}
-			if len(waiting) > 0 {
-				fmt.Fprintf(w, "still waiting for %d pod(s) to leave node %q:\n  %s\n", len(waiting), node, strings.Join(waiting, "\n  "))
+// reportStatus prints, every StatusInterval until ctx ends, the pods the
+// drain still waits for.
+func (e *Evictor) reportStatus(ctx context.Context, node string) {
+	_ = wait.PollUntilContextCancel(ctx, e.StatusInterval, false, func(context.Context) (bool, error) {
+		var waiting []string
+		for _, p := range e.Progress() {
+			if p.State != StateGone && p.State != StateFailed {
+				waiting = append(waiting, p.String())
 			}
 		}
-	}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if len(waiting) > 0 && !e.closed {
+			fmt.Fprintf(e.ErrOut, "still waiting for %d pod(s) to leave node %q:\n  %s\n", len(waiting), node, strings.Join(waiting, "\n  "))
+		}
+		return false, nil
+	})
 }
 
 // remaining re-checks, after ctx ended, which unfinished pods still exist.
@@ -268,133 +381,48 @@ func (e *Evictor) remaining(ctx context.Context) []PodProgress {
 	return out
 }
 
-func (e *Evictor) verb() string {
-	if e.DisableEviction {
-		return "deleting"
+func verb(usingEviction bool) string {
+	if usingEviction {
+		return "evicting"
 	}
-	return "evicting"
+	return "deleting"
 }
 
-func (e *Evictor) removePod(ctx context.Context, h *kdrain.Helper, pod corev1.Pod, out, errOut io.Writer) error {
-	suffix := ""
-	if e.ServerDryRun {
-		suffix = " (server dry run)"
+func pastVerb(usingEviction bool) string {
+	if usingEviction {
+		return "evicted"
 	}
-	fmt.Fprintf(out, "%s pod %s/%s%s\n", e.verb(), pod.Namespace, pod.Name, suffix)
-	lastBlock := ""
-retry:
-	for {
-		var err error
-		if e.DisableEviction {
-			err = h.DeletePod(pod)
-		} else {
-			err = h.EvictPod(pod, policyv1.SchemeGroupVersion)
-		}
-		if err == nil {
-			break retry
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		switch {
-		case apierrors.IsNotFound(err):
-			e.update(pod.UID, func(p *PodProgress) { p.State = StateGone })
-			return nil
-		case apierrors.IsTooManyRequests(err):
-			names, desc := e.describeBlock(ctx, &pod)
-			e.update(pod.UID, func(p *PodProgress) {
-				p.State, p.BlockedBy, p.Detail = StateBlocked, names, err.Error()
-			})
-			msg := fmt.Sprintf("pod %s/%s: eviction refused", pod.Namespace, pod.Name)
-			if desc != "" {
-				msg += ", blocked by " + desc
-			}
-			msg += ": " + err.Error()
-			if e.ServerDryRun {
-				return fmt.Errorf("%s", msg)
-			}
-			if msg != lastBlock {
-				fmt.Fprintf(errOut, "%s (retrying every %v)\n", msg, e.RetryInterval)
-				lastBlock = msg
-			}
-		case apierrors.IsForbidden(err) && apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
-			if pod.DeletionTimestamp != nil {
-				// Already being deleted along with its namespace: just wait.
-				break retry
-			}
-			fmt.Fprintf(errOut, "pod %s/%s: namespace is terminating, retrying: %v\n", pod.Namespace, pod.Name, err)
-		default:
-			e.update(pod.UID, func(p *PodProgress) { p.State, p.Detail = StateFailed, err.Error() })
-			return fmt.Errorf("%s pod %s/%s: %w", e.verb(), pod.Namespace, pod.Name, err)
-		}
-		if !sleepCtx(ctx, e.RetryInterval) {
-			return ctx.Err()
-		}
-		fresh, gerr := e.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(gerr) || (gerr == nil && fresh.UID != pod.UID):
-			e.update(pod.UID, func(p *PodProgress) { p.State = StateGone })
-			fmt.Fprintf(out, "pod %s/%s is gone\n", pod.Namespace, pod.Name)
-			return nil
-		case gerr == nil:
-			pod = *fresh
-		}
-	}
-	if e.ServerDryRun {
-		e.update(pod.UID, func(p *PodProgress) { p.State = StateGone })
-		fmt.Fprintf(out, "pod %s/%s %s%s\n", pod.Namespace, pod.Name, e.pastVerb(), suffix)
-		return nil
-	}
-	e.update(pod.UID, func(p *PodProgress) { p.State, p.BlockedBy, p.Detail = StateTerminating, nil, "" })
-	for {
-		cur, err := e.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) || (err == nil && cur.UID != pod.UID) {
-			e.update(pod.UID, func(p *PodProgress) { p.State = StateGone })
-			fmt.Fprintf(out, "pod %s/%s %s\n", pod.Namespace, pod.Name, e.pastVerb())
-			return nil
-		}
-		if err != nil && ctx.Err() == nil {
-			fmt.Fprintf(errOut, "pod %s/%s: checking whether it is gone: %v\n", pod.Namespace, pod.Name, err)
-		}
-		if !sleepCtx(ctx, e.PollInterval) {
-			return ctx.Err()
-		}
-	}
+	return "deleted"
 }
 
-func (e *Evictor) pastVerb() string {
-	if e.DisableEviction {
-		return "deleted"
-	}
-	return "evicted"
+// evictionObserver is the client the drain helper uses: every call goes
+// through unchanged, and each eviction's answer is also handed to answered
+// (the helper only prints it).
+type evictionObserver struct {
+	kubernetes.Interface
+	answered func(ctx context.Context, ev *policyv1.Eviction, err error)
 }
 
-// describeBlock names the PodDisruptionBudgets covering pod.
-func (e *Evictor) describeBlock(ctx context.Context, pod *corev1.Pod) ([]string, string) {
-	pdbs, err := BlockingPDBs(ctx, e.Client, pod)
-	if err != nil || len(pdbs) == 0 {
-		return nil, ""
-	}
-	names := make([]string, 0, len(pdbs))
-	descs := make([]string, 0, len(pdbs))
-	for i := range pdbs {
-		names = append(names, pdbs[i].Namespace+"/"+pdbs[i].Name)
-		descs = append(descs, DescribePDB(&pdbs[i]))
-	}
-	return names, strings.Join(descs, "; ")
+func (c *evictionObserver) PolicyV1() policyv1client.PolicyV1Interface {
+	return observedPolicy{PolicyV1Interface: c.Interface.PolicyV1(), answered: c.answered}
 }
 
-// sleepCtx waits d or until ctx ends; it reports whether the full d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
+type observedPolicy struct {
+	policyv1client.PolicyV1Interface
+	answered func(ctx context.Context, ev *policyv1.Eviction, err error)
+}
+
+func (p observedPolicy) Evictions(namespace string) policyv1client.EvictionInterface {
+	return observedEvictions{EvictionInterface: p.PolicyV1Interface.Evictions(namespace), answered: p.answered}
+}
+
+type observedEvictions struct {
+	policyv1client.EvictionInterface
+	answered func(ctx context.Context, ev *policyv1.Eviction, err error)
+}
+
+func (o observedEvictions) Evict(ctx context.Context, ev *policyv1.Eviction) error {
+	err := o.EvictionInterface.Evict(ctx, ev)
+	o.answered(ctx, ev, err)
+	return err
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -22,6 +23,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 
 	"github.com/berth-dev/berth/kubectl-like/internal/fakeapi"
+	"github.com/berth-dev/berth/kubectl-like/prompt"
 )
 
 func node(name string) *corev1.Node {
@@ -37,9 +39,12 @@ func pdb(name string, selector map[string]string, allowed int32) *policyv1.PodDi
 	}
 }
 
+// newClient is a fake clientset that behaves like the API server where
+// kubectl's drain helper depends on it.
 func newClient(objs ...runtime.Object) *fake.Clientset {
 	cs := fake.NewClientset(objs...)
 	fakeapi.EvictionDeletesPods(cs)
+	fakeapi.PodListsHonourFieldSelectors(cs)
 	return cs
 }
 
@@ -91,9 +96,9 @@ func podExists(cs *fake.Clientset, name string) bool {
 
 func testOptions(cs *fake.Clientset, nodeName string) (*Options, *bytes.Buffer, *bytes.Buffer) {
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	o := NewOptions(streams)
+	o := NewOptions(streams, nil)
 	o.Client, o.Node = cs, nodeName
-	o.RetryInterval, o.PollInterval, o.StatusInterval = 20*time.Millisecond, 10*time.Millisecond, 0
+	o.RetryInterval, o.StatusInterval = 20*time.Millisecond, 0
 	return o, out, errOut
 }
 
@@ -189,7 +194,10 @@ func TestDrainBlockedByPDBTimesOut(t *testing.T) {
 	if strings.Count(errOut.String(), "eviction refused") != 1 {
 		t.Errorf("the same block should be reported once, got:\n%s", errOut)
 	}
-	if attempts < 3 {
+	if strings.Count(out.String(), "evicting pod default/web-1") != 1 {
+		t.Errorf("each pod should be announced once, got:\n%s", out)
+	}
+	if atomic.LoadInt32(&attempts) < 3 {
 		t.Errorf("refused eviction retried %d times, want several", attempts)
 	}
 	if d := deletedPods(cs); len(d) != 0 {
@@ -269,7 +277,7 @@ func TestDrainDaemonSets(t *testing.T) {
 	if !podExists(cs, "agent-1") || !podExists(cs, "etcd") || podExists(cs, "web-1") {
 		t.Error("DaemonSet and mirror pods must stay, others go")
 	}
-	if !strings.Contains(errOut.String(), "Warning: leaving pods that are managed by a DaemonSet on the node: default/agent-1") {
+	if !strings.Contains(errOut.String(), "Warning: ignoring DaemonSet-managed Pods: default/agent-1") {
 		t.Errorf("stderr = %q", errOut)
 	}
 }
@@ -315,10 +323,15 @@ func TestDrainDisableEviction(t *testing.T) {
 	}
 }
 
-func TestDrainMissingNode(t *testing.T) {
-	o, _, _ := testOptions(newClient(), "nope")
+func TestDrainValidate(t *testing.T) {
+	o, _, _ := testOptions(newClient(), "node1")
+	o.PodSelector = "=bad"
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--pod-selector") {
+		t.Errorf("invalid --pod-selector: %v", err)
+	}
+	o, _, _ = testOptions(newClient(), "nope")
 	if err := o.Run(context.Background()); err == nil || !strings.Contains(err.Error(), `getting node "nope"`) {
-		t.Errorf("error = %v", err)
+		t.Errorf("missing node: %v", err)
 	}
 }
 
@@ -327,7 +340,7 @@ func TestEvictorReportsStatus(t *testing.T) {
 	var attempts int32
 	refuseEvictions(cs, &attempts, 0, "web-1")
 	var out, errOut bytes.Buffer
-	ev := &Evictor{Client: cs, GracePeriodSeconds: -1, RetryInterval: 10 * time.Millisecond, PollInterval: 10 * time.Millisecond,
+	ev := &Evictor{Client: cs, GracePeriodSeconds: -1, RetryInterval: 10 * time.Millisecond,
 		StatusInterval: 50 * time.Millisecond, Out: &out, ErrOut: &errOut}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
@@ -342,9 +355,84 @@ func TestEvictorReportsStatus(t *testing.T) {
 	}
 }
 
-func TestDrainCommandThroughAPI(t *testing.T) {
+// fakePrompter answers like a person at a terminal would.
+type fakePrompter struct {
+	answer   bool
+	asked    string
+	details  []string
+	choices  []string
+	canAsk   bool
+	chosenAt int
+}
+
+func (f *fakePrompter) Choose(_ context.Context, c prompt.Choice) (string, error) {
+	f.choices = c.Candidates
+	return c.Candidates[f.chosenAt], nil
+}
+func (f *fakePrompter) CanAsk() bool { return f.canAsk }
+func (f *fakePrompter) Confirm(_ context.Context, q string, details []string) (bool, error) {
+	f.asked, f.details = q, details
+	return f.answer, nil
+}
+
+func TestDrainConfirm(t *testing.T) {
+	cs := newClient(node("node1"), node("node2"), testPod("web-1", byReplicaSet), pdb("web-pdb", map[string]string{"app": "web-1"}, 0))
+	ctx := context.Background()
+
+	// Nobody to ask: a node that was only picked is not drained.
+	o, _, _ := testOptions(cs, "")
+	o.Prompt = &fakePrompter{chosenAt: 0}
+	if err := o.Complete(nil, newDrainCmd(ctx), nil); err != nil {
+		t.Fatal(err)
+	}
+	if o.Node != "node1" {
+		t.Errorf("picked %q", o.Node)
+	}
+	if ok, err := o.Confirm(ctx); ok || err == nil || !strings.Contains(err.Error(), "--yes") {
+		t.Errorf("unattended drain of a picked node: %v %v", ok, err)
+	}
+	o.Yes = true
+	if ok, err := o.Confirm(ctx); !ok || err != nil {
+		t.Errorf("--yes: %v %v", ok, err)
+	}
+
+	// A person is asked, with what the drain will do, and declines.
+	p := &fakePrompter{canAsk: true}
+	o, _, errOut := testOptions(cs, "node1")
+	o.Prompt = p
+	if ok, err := o.Confirm(ctx); ok || err != nil {
+		t.Errorf("declined: %v %v", ok, err)
+	}
+	details := strings.Join(p.details, "\n")
+	for _, want := range []string{"node node1 will be cordoned", "1 pod(s) will be evicted:\n  default/web-1",
+		"blocked until it allows a disruption: PodDisruptionBudget default/web-pdb"} {
+		if !strings.Contains(details, want) {
+			t.Errorf("confirmation details lack %q:\n%s", want, details)
+		}
+	}
+	if p.asked != "Drain node node1?" || !strings.Contains(errOut.String(), "Node node1 left as it was.") {
+		t.Errorf("asked %q, stderr %q", p.asked, errOut)
+	}
+	if cordoned(t, cs, "node1") {
+		t.Error("asking changed the node")
+	}
+}
+
+// newDrainCmd is a drain command carrying ctx, for Complete.
+func newDrainCmd(ctx context.Context) *cobra.Command {
+	cmd := NewCmdDrain(nil, genericiooptions.NewTestIOStreamsDiscard(), nil)
+	cmd.SetContext(ctx)
+	return cmd
+}
+
+// Through the API server (kubectl's REST clients, discovery): the drain
+// evicts, and cordon without NODE uses the only node.
+func TestDrainAndCordonThroughAPI(t *testing.T) {
 	s := fakeapi.New(t, node("node1"), testPod("web-1", byReplicaSet), testPod("web-2", byReplicaSet))
-	out, _, err := s.Run(t, NewCmdDrain, "node1", "--timeout=20s", "--grace-period=0")
+	drain := func(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+		return NewCmdDrain(f, streams, nil)
+	}
+	out, _, err := s.Run(t, drain, "node1", "--timeout=20s", "--grace-period=0")
 	if err != nil {
 		t.Fatalf("berth drain: %v", err)
 	}
@@ -354,19 +442,38 @@ func TestDrainCommandThroughAPI(t *testing.T) {
 	if podExists(s.Clientset, "web-1") || podExists(s.Clientset, "web-2") || !cordoned(t, s.Clientset, "node1") {
 		t.Error("drain through the API did not cordon and empty the node")
 	}
-
-	out, _, err = s.Run(t, NewCmdUncordon, "node1")
-	if err != nil || strings.TrimSpace(out) != "node/node1 uncordoned" || cordoned(t, s.Clientset, "node1") {
-		t.Errorf("uncordon: out=%q err=%v", out, err)
-	}
-	out, _, err = s.Run(t, NewCmdCordon, "node1")
-	if err != nil || strings.TrimSpace(out) != "node/node1 cordoned" || !cordoned(t, s.Clientset, "node1") {
-		t.Errorf("cordon: out=%q err=%v", out, err)
-	}
-	if _, _, err := s.Run(t, NewCmdCordon, "missing"); err == nil || !strings.Contains(err.Error(), "not found") {
-		t.Errorf("cordon of a missing node: %v", err)
-	}
-	if _, _, err := s.Run(t, NewCmdDrain, "node1", "--dry-run=bogus"); err == nil {
+	if _, _, err := s.Run(t, drain, "node1", "--dry-run=bogus"); err == nil {
 		t.Error("invalid --dry-run accepted")
+	}
+
+	uncordon := func(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+		return NewCmdUncordon(f, streams, nil)
+	}
+	out, errOut, err := s.Run(t, uncordon)
+	if err != nil || strings.TrimSpace(out) != "node/node1 uncordoned" || cordoned(t, s.Clientset, "node1") {
+		t.Errorf("uncordon without NODE: out=%q err=%v", out, err)
+	}
+	if !strings.Contains(errOut, "Using node node1") {
+		t.Errorf("stderr = %q, want the picked node named", errOut)
+	}
+}
+
+func TestDrainDryRunServer(t *testing.T) {
+	s := fakeapi.New(t, node("node1"), testPod("web-1", byReplicaSet), testPod("db-0", byReplicaSet),
+		pdb("db-pdb", map[string]string{"app": "db-0"}, 0))
+	var attempts int32
+	refuseEvictions(s.Clientset, &attempts, 0, "db-0")
+	drain := func(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
+		return NewCmdDrain(f, streams, nil)
+	}
+	out, _, err := s.Run(t, drain, "node1", "--dry-run=server")
+	if err == nil || !strings.Contains(err.Error(), "pod default/db-0: eviction refused, blocked by PodDisruptionBudget default/db-pdb") {
+		t.Errorf("server dry run against a PDB: %v", err)
+	}
+	if !strings.Contains(out, "node/node1 cordoned (server dry run)") || !strings.Contains(out, "pod default/web-1 evicted (server dry run)") {
+		t.Errorf("output = %q", out)
+	}
+	if cordoned(t, s.Clientset, "node1") || !podExists(s.Clientset, "web-1") || attempts != 1 {
+		t.Errorf("server dry run changed the cluster or retried (%d attempts)", attempts)
 	}
 }

@@ -1,28 +1,29 @@
 // Package drain provides `berth drain`, `berth cordon` and `berth uncordon`.
 //
-// Drain cordons a node and then evicts its pods through the Eviction API, so
-// that PodDisruptionBudgets are honoured. Evictions the API server refuses
-// (HTTP 429) are retried; while a pod waits, the command names the
-// PodDisruptionBudget that holds it. The decision of which pods to evict,
-// which to leave alone and which block the drain is made by DecidePod and
-// BuildPlan, separately from the API calls.
+// Drain is kubectl's drain helper (k8s.io/kubectl/pkg/drain) — its pod
+// filters, its eviction loop that retries refused evictions, its wait for
+// the pods to go — plus what berth adds on top: every refusal is reported
+// at once with the flag that overrides it, an eviction a
+// PodDisruptionBudget refuses names that budget, and a drain that stops
+// early lists the pods it left behind. A refused drain evicts nothing; the
+// node, cordoned first, stays cordoned.
 package drain
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sort"
+	"io"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
+	kdrain "k8s.io/kubectl/pkg/drain"
 )
 
-// Policy says which kinds of pods a drain may remove.
+// Policy says which kinds of pods a drain may remove. Each field is one of
+// kubectl drain's override flags.
 type Policy struct {
 	// Force allows deleting pods that no controller will recreate
 	// (pods without a controller, pods of a DaemonSet that is gone).
@@ -35,287 +36,175 @@ type Policy struct {
 	DeleteEmptyDirData bool
 }
 
-// Action is what a drain does with one pod.
-type Action string
-
-const (
-	// Evict: the pod is evicted (or deleted with --disable-eviction).
-	Evict Action = "evict"
-	// Skip: the pod stays on the node and does not block the drain.
-	Skip Action = "skip"
-	// Refuse: the pod blocks the drain until a flag allows removing it.
-	Refuse Action = "refuse"
-)
-
-// Reason explains a decision.
-type Reason string
-
-const (
-	// ReasonMirrorPod: a static pod's mirror; the kubelet owns it and the
-	// API cannot remove it.
-	ReasonMirrorPod Reason = "mirror pod of a static pod"
-	// ReasonDaemonSet: managed by a DaemonSet, which would put it back.
-	ReasonDaemonSet Reason = "managed by a DaemonSet"
-	// ReasonOrphanedDaemonSet: claims a DaemonSet controller that no
-	// longer exists.
-	ReasonOrphanedDaemonSet Reason = "controlled by a DaemonSet that no longer exists"
-	// ReasonLocalStorage: uses emptyDir volumes, whose data is lost.
-	ReasonLocalStorage Reason = "uses emptyDir local storage"
-	// ReasonUnmanaged: no controller will recreate the pod elsewhere.
-	ReasonUnmanaged Reason = "not managed by a controller"
-	// ReasonFinished: the pod has completed; removing it loses nothing.
-	ReasonFinished Reason = "finished"
-)
-
-// overrideFlag names the flag that lets a drain remove a pod refused for r.
-func overrideFlag(r Reason) string {
-	switch r {
-	case ReasonDaemonSet:
-		return "--ignore-daemonsets"
-	case ReasonOrphanedDaemonSet, ReasonUnmanaged:
-		return "--force"
-	case ReasonLocalStorage:
-		return "--delete-emptydir-data"
-	}
-	return ""
+// override is one of the flags of Policy.
+type override struct {
+	flag  string
+	field func(*Policy) *bool
 }
 
-// Decision is the drain's verdict on one pod.
-type Decision struct {
-	Pod    corev1.Pod
-	Action Action
-	// Reasons lists why the pod is skipped or refused; for evicted pods,
-	// the conditions a flag overrode (worth a warning).
-	Reasons []Reason
+// overrides lists the flags in the order refusals are reported.
+var overrides = []override{
+	{"--ignore-daemonsets", func(p *Policy) *bool { return &p.IgnoreDaemonSets }},
+	{"--delete-emptydir-data", func(p *Policy) *bool { return &p.DeleteEmptyDirData }},
+	{"--force", func(p *Policy) *bool { return &p.Force }},
 }
 
-// DaemonSetLookup reports whether the DaemonSet namespace/name exists.
-type DaemonSetLookup func(namespace, name string) (bool, error)
-
-// DecidePod classifies one pod of a node being drained.
-//
-//   - mirror pods are skipped: only the kubelet can remove them;
-//   - finished pods (Succeeded/Failed) are always evicted;
-//   - pods of an existing DaemonSet are skipped with --ignore-daemonsets and
-//     refused otherwise; pods of a vanished DaemonSet need --force;
-//   - pods with emptyDir volumes need --delete-emptydir-data;
-//   - pods without a controller need --force.
-//
-// A pod refused for several reasons lists all of them, so one rerun with the
-// right flags suffices.
-func DecidePod(pod corev1.Pod, policy Policy, dsExists DaemonSetLookup) (Decision, error) {
-	d := Decision{Pod: pod, Action: Evict}
-	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
-		d.Action, d.Reasons = Skip, []Reason{ReasonMirrorPod}
-		return d, nil
+// helper returns kubectl's drain helper set up to decide with p. Its own
+// output is discarded: berth prints its own lines (see Evictor).
+func (p Policy) helper(ctx context.Context, client kubernetes.Interface, podSelector string) *kdrain.Helper {
+	return &kdrain.Helper{
+		Ctx:                 ctx,
+		Client:              client,
+		Force:               p.Force,
+		IgnoreAllDaemonSets: p.IgnoreDaemonSets,
+		DeleteEmptyDirData:  p.DeleteEmptyDirData,
+		PodSelector:         podSelector,
+		GracePeriodSeconds:  -1,
+		Out:                 io.Discard,
+		ErrOut:              io.Discard,
 	}
-	if pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
-		d.Reasons = []Reason{ReasonFinished}
-		return d, nil
-	}
-
-	var refused, overridden []Reason
-	controller := metav1.GetControllerOf(&pod)
-	if controller != nil && isDaemonSet(controller) {
-		exists, err := dsExists(pod.Namespace, controller.Name)
-		if err != nil {
-			return d, fmt.Errorf("looking up DaemonSet %s/%s of pod %s: %w", pod.Namespace, controller.Name, pod.Name, err)
-		}
-		switch {
-		case exists && policy.IgnoreDaemonSets:
-			d.Action, d.Reasons = Skip, []Reason{ReasonDaemonSet}
-			return d, nil
-		case exists:
-			refused = append(refused, ReasonDaemonSet)
-		case policy.Force:
-			overridden = append(overridden, ReasonOrphanedDaemonSet)
-		default:
-			refused = append(refused, ReasonOrphanedDaemonSet)
-		}
-	}
-	if hasEmptyDir(pod) {
-		if policy.DeleteEmptyDirData {
-			overridden = append(overridden, ReasonLocalStorage)
-		} else {
-			refused = append(refused, ReasonLocalStorage)
-		}
-	}
-	if controller == nil {
-		if policy.Force {
-			overridden = append(overridden, ReasonUnmanaged)
-		} else {
-			refused = append(refused, ReasonUnmanaged)
-		}
-	}
-	if len(refused) > 0 {
-		d.Action, d.Reasons = Refuse, refused
-		return d, nil
-	}
-	d.Reasons = overridden
-	return d, nil
 }
 
-func isDaemonSet(ref *metav1.OwnerReference) bool {
-	return ref.Kind == "DaemonSet" && strings.HasPrefix(ref.APIVersion, "apps/")
-}
-
-func hasEmptyDir(pod corev1.Pod) bool {
-	for _, v := range pod.Spec.Volumes {
-		if v.EmptyDir != nil {
-			return true
-		}
-	}
-	return false
-}
-
-// Plan is the set of decisions for one node.
+// Plan is what a drain of one node does, as kubectl's drain helper
+// decides it.
 type Plan struct {
-	Node      string
-	Decisions []Decision
+	Node string
+	// Pods are the pods the drain evicts (or deletes).
+	Pods []corev1.Pod
+	// Warnings are kubectl's notes on pods left on the node or removed
+	// only because a flag allowed it, one line per kind, sorted.
+	Warnings []string
+	// Refusals are the pods the drain refuses to remove, by the flag
+	// that would allow it.
+	Refusals []Refusal
+	// Unfixable are refusals no flag overrides (for example a DaemonSet
+	// that could not be looked up).
+	Unfixable []string
 }
 
-// PodsToEvict returns the pods the drain removes.
-func (p *Plan) PodsToEvict() []corev1.Pod {
-	var pods []corev1.Pod
-	for _, d := range p.Decisions {
-		if d.Action == Evict {
-			pods = append(pods, d.Pod)
-		}
-	}
-	return pods
-}
-
-// WithAction returns the decisions with action a.
-func (p *Plan) WithAction(a Action) []Decision {
-	var out []Decision
-	for _, d := range p.Decisions {
-		if d.Action == a {
-			out = append(out, d)
-		}
-	}
-	return out
-}
-
-// groupByReason maps each reason to the "namespace/name" of the pods of ds
-// that carry it, in a stable order.
-func groupByReason(ds []Decision) ([]Reason, map[Reason][]string) {
-	groups := map[Reason][]string{}
-	var order []Reason
-	for _, d := range ds {
-		for _, r := range d.Reasons {
-			if _, seen := groups[r]; !seen {
-				order = append(order, r)
-			}
-			groups[r] = append(groups[r], d.Pod.Namespace+"/"+d.Pod.Name)
-		}
-	}
-	return order, groups
-}
-
-// RefusalError describes the refused pods, grouped by reason with the flag
-// that would allow the drain; nil when nothing is refused.
-func (p *Plan) RefusalError() error {
-	refused := p.WithAction(Refuse)
-	if len(refused) == 0 {
-		return nil
-	}
-	order, groups := groupByReason(refused)
-	var b strings.Builder
-	fmt.Fprintf(&b, "cannot drain node %q: %d pod(s) cannot be removed:", p.Node, len(refused))
-	for _, r := range order {
-		fmt.Fprintf(&b, "\n  %s (use %s to override): %s", r, overrideFlag(r), strings.Join(groups[r], ", "))
-	}
-	return fmt.Errorf("%s", b.String())
-}
-
-// Warnings describes pods that are skipped, and evicted pods whose removal a
-// flag allowed, one line per reason.
-func (p *Plan) Warnings() []string {
-	var lines []string
-	order, groups := groupByReason(p.WithAction(Skip))
-	for _, r := range order {
-		lines = append(lines, fmt.Sprintf("leaving pods that are %s on the node: %s", phrase(r), strings.Join(groups[r], ", ")))
-	}
-	var overridden []Decision
-	for _, d := range p.WithAction(Evict) {
-		if len(d.Reasons) > 0 && !(len(d.Reasons) == 1 && d.Reasons[0] == ReasonFinished) {
-			overridden = append(overridden, d)
-		}
-	}
-	order, groups = groupByReason(overridden)
-	for _, r := range order {
-		lines = append(lines, fmt.Sprintf("removing pods that are %s: %s", phrase(r), strings.Join(groups[r], ", ")))
-	}
-	return lines
-}
-
-func phrase(r Reason) string {
-	switch r {
-	case ReasonMirrorPod:
-		return "mirrors of static pods"
-	case ReasonDaemonSet:
-		return "managed by a DaemonSet"
-	case ReasonOrphanedDaemonSet:
-		return "orphaned by their DaemonSet"
-	case ReasonLocalStorage:
-		return "using emptyDir local storage"
-	case ReasonUnmanaged:
-		return "not managed by a controller"
-	}
-	return string(r)
+// Refusal groups kubectl's refusals that one flag overrides.
+type Refusal struct {
+	Flag string
+	// Reasons are kubectl's messages, for example "cannot delete Pods
+	// with local storage (use --delete-emptydir-data to override):
+	// default/cache".
+	Reasons []string
 }
 
 // BuildPlan lists the pods on node (restricted by podSelector, a label
-// selector; empty for all) and decides what the drain does with each.
+// selector; empty for all) and lets kubectl's drain helper decide what to
+// do with each under policy.
 func BuildPlan(ctx context.Context, client kubernetes.Interface, node, podSelector string, policy Policy) (*Plan, error) {
-	selector, err := labels.Parse(podSelector)
+	list, errs := policy.helper(ctx, client, podSelector).GetPodsForDeletion(node)
+	if list == nil {
+		// Only listing the pods failed: there is nothing to decide on.
+		return nil, fmt.Errorf("listing pods on node %q: %w", node, errors.Join(errs...))
+	}
+	plan := &Plan{Node: node, Pods: list.Pods(), Warnings: splitWarnings(list.Warnings())}
+	if len(errs) == 0 {
+		return plan, nil
+	}
+	refusals, unfixable, err := flagsNeeded(ctx, client, node, podSelector, policy)
 	if err != nil {
-		return nil, fmt.Errorf("parsing --pod-selector %q: %w", podSelector, err)
+		return nil, err
 	}
-	list, err := client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{
-		LabelSelector: selector.String(),
-		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", node).String(),
-	})
+	if len(refusals) == 0 && len(unfixable) == 0 {
+		// The pods changed between the look-ups: report the first answer.
+		unfixable = messages(errs)
+	}
+	plan.Refusals, plan.Unfixable = refusals, unfixable
+	return plan, nil
+}
+
+// flagsNeeded works out every flag a rerun needs. kubectl's helper stops at
+// the first reason it refuses a pod for, so a pod with emptyDir data and no
+// controller is only reported for its emptyDir, and the rerun with
+// --delete-emptydir-data fails again for --force. Asked again with every
+// override flag but one, the helper refuses exactly the pods that need
+// that one; what it refuses with all of them set, no flag fixes. This
+// costs a few more pod listings, and only when the drain is refused anyway.
+func flagsNeeded(ctx context.Context, client kubernetes.Interface, node, podSelector string, policy Policy) ([]Refusal, []string, error) {
+	var all Policy
+	for _, o := range overrides {
+		*o.field(&all) = true
+	}
+	refusedWith := func(p Policy) ([]string, error) {
+		list, errs := p.helper(ctx, client, podSelector).GetPodsForDeletion(node)
+		if list == nil {
+			return nil, fmt.Errorf("listing pods on node %q: %w", node, errors.Join(errs...))
+		}
+		return messages(errs), nil
+	}
+	unfixable, err := refusedWith(all)
 	if err != nil {
-		return nil, fmt.Errorf("listing pods on node %q: %w", node, err)
+		return nil, nil, err
 	}
-	pods := list.Items
-	sort.Slice(pods, func(i, j int) bool {
-		if pods[i].Namespace != pods[j].Namespace {
-			return pods[i].Namespace < pods[j].Namespace
-		}
-		return pods[i].Name < pods[j].Name
-	})
-
-	dsCache := map[string]bool{}
-	lookup := func(namespace, name string) (bool, error) {
-		key := namespace + "/" + name
-		if exists, ok := dsCache[key]; ok {
-			return exists, nil
-		}
-		_, err := client.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case err == nil:
-			dsCache[key] = true
-		case apierrors.IsNotFound(err):
-			dsCache[key] = false
-		default:
-			return false, err
-		}
-		return dsCache[key], nil
-	}
-
-	plan := &Plan{Node: node}
-	for _, pod := range pods {
-		if pod.Spec.NodeName != "" && pod.Spec.NodeName != node {
-			// Defensive: a server (or fake) that ignored the field selector.
+	var refusals []Refusal
+	for _, o := range overrides {
+		if *o.field(&policy) {
 			continue
 		}
-		d, err := DecidePod(pod, policy, lookup)
+		without := all
+		*o.field(&without) = false
+		reasons, err := refusedWith(without)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		plan.Decisions = append(plan.Decisions, d)
+		reasons = slices.DeleteFunc(reasons, func(r string) bool { return slices.Contains(unfixable, r) })
+		if len(reasons) > 0 {
+			refusals = append(refusals, Refusal{Flag: o.flag, Reasons: reasons})
+		}
 	}
-	return plan, nil
+	return refusals, unfixable, nil
+}
+
+// messages renders errs sorted: the helper builds them from a map.
+func messages(errs []error) []string {
+	out := make([]string, 0, len(errs))
+	for _, err := range errs {
+		out = append(out, err.Error())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// splitWarnings turns the helper's one-line "kind: pods; kind: pods" into
+// sorted lines (the helper builds it from a map).
+func splitWarnings(w string) []string {
+	if w == "" {
+		return nil
+	}
+	lines := strings.Split(w, "; ")
+	slices.Sort(lines)
+	return lines
+}
+
+// RefusalError describes what the drain refuses to remove, each with the
+// flag that would allow it, and the flags a rerun needs; nil when nothing
+// is refused.
+func (p *Plan) RefusalError() error {
+	if len(p.Refusals) == 0 && len(p.Unfixable) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "cannot drain node %q, nothing was evicted:", p.Node)
+	var flags []string
+	for _, r := range p.Refusals {
+		flags = append(flags, r.Flag)
+		for _, reason := range r.Reasons {
+			// kubectl names the flag for most refusals, not for a
+			// pod whose DaemonSet is gone.
+			if !strings.Contains(reason, r.Flag) {
+				reason += " (use " + r.Flag + " to override)"
+			}
+			b.WriteString("\n  " + reason)
+		}
+	}
+	for _, u := range p.Unfixable {
+		b.WriteString("\n  " + u)
+	}
+	if len(flags) > 0 {
+		fmt.Fprintf(&b, "\nto go ahead, run the drain again with %s", strings.Join(flags, " "))
+	}
+	return errors.New(b.String())
 }

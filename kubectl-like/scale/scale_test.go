@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -56,112 +56,28 @@ func TestScale(t *testing.T) {
 	}
 }
 
-func TestScalePreconditions(t *testing.T) {
-	s := fakeapi.New(t, deployment("web", 3, "7"))
-
-	_, _, err := s.Run(t, scale.NewCmdScale, "deployment", "web", "--replicas=4", "--current-replicas=2")
-	if err == nil || !strings.Contains(err.Error(), "Expected replicas to be 2, was 3") {
-		t.Fatalf("--current-replicas=2 on 3 replicas: error = %v", err)
-	}
-	if got := replicasOf(t, s.Clientset, "web"); got != 3 {
-		t.Fatalf("replicas = %d after a failed precondition, want 3", got)
-	}
-
-	_, _, err = s.Run(t, scale.NewCmdScale, "deployment/web", "--replicas=4", "--resource-version=6")
-	if err == nil || !strings.Contains(err.Error(), "Expected resource version to be 6, was 7") {
-		t.Fatalf("--resource-version=6 on version 7: error = %v", err)
-	}
-	if got := replicasOf(t, s.Clientset, "web"); got != 3 {
-		t.Fatalf("replicas = %d after a failed precondition, want 3", got)
-	}
-
-	if _, _, err := s.Run(t, scale.NewCmdScale, "deployment", "web", "--replicas=4", "--current-replicas=3", "--resource-version=7"); err != nil {
-		t.Fatalf("matching preconditions: %v", err)
-	}
-	if got := replicasOf(t, s.Clientset, "web"); got != 4 {
-		t.Errorf("replicas = %d, want 4", got)
-	}
-}
-
-func TestScaleSelectorAllAndOutput(t *testing.T) {
-	a, b := deployment("a", 1, "1"), deployment("b", 1, "1")
-	a.Labels = map[string]string{"tier": "web"}
-	s := fakeapi.New(t, a, b)
-
-	out, _, err := s.Run(t, scale.NewCmdScale, "deployments", "-l", "tier=web", "--replicas=2", "-o", "name")
-	if err != nil {
-		t.Fatalf("scale -l: %v", err)
-	}
-	if strings.TrimSpace(out) != "deployment.apps/a" {
-		t.Errorf("output = %q, want only deployment.apps/a", out)
-	}
-	if replicasOf(t, s.Clientset, "a") != 2 || replicasOf(t, s.Clientset, "b") != 1 {
-		t.Error("-l scaled the wrong deployments")
-	}
-
-	if _, _, err := s.Run(t, scale.NewCmdScale, "deployments", "--all", "--replicas=0"); err != nil {
-		t.Fatalf("scale --all: %v", err)
-	}
-	if replicasOf(t, s.Clientset, "a") != 0 || replicasOf(t, s.Clientset, "b") != 0 {
-		t.Error("--all did not scale every deployment")
-	}
-}
-
-func TestScaleOtherKinds(t *testing.T) {
-	rs := &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: "rs1", Namespace: "default"}, Spec: appsv1.ReplicaSetSpec{Replicas: int32p(1)}}
-	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"}, Spec: appsv1.StatefulSetSpec{Replicas: int32p(1)}}
-	rc := &corev1.ReplicationController{ObjectMeta: metav1.ObjectMeta{Name: "old", Namespace: "default"}, Spec: corev1.ReplicationControllerSpec{Replicas: int32p(1)}}
-	s := fakeapi.New(t, rs, sts, rc)
-	for _, args := range [][]string{{"rs", "rs1"}, {"statefulset", "db"}, {"rc", "old"}} {
-		out, _, err := s.Run(t, scale.NewCmdScale, append(args, "--replicas=3")...)
-		if err != nil {
-			t.Fatalf("scale %v: %v", args, err)
-		}
-		if !strings.HasSuffix(strings.TrimSpace(out), "scaled") {
-			t.Errorf("scale %v output = %q", args, out)
-		}
-	}
-	ctx := context.Background()
-	if r, _ := s.Clientset.AppsV1().ReplicaSets("default").Get(ctx, "rs1", metav1.GetOptions{}); *r.Spec.Replicas != 3 {
-		t.Error("replicaset not scaled")
-	}
-	if r, _ := s.Clientset.AppsV1().StatefulSets("default").Get(ctx, "db", metav1.GetOptions{}); *r.Spec.Replicas != 3 {
-		t.Error("statefulset not scaled")
-	}
-	if r, _ := s.Clientset.CoreV1().ReplicationControllers("default").Get(ctx, "old", metav1.GetOptions{}); *r.Spec.Replicas != 3 {
-		t.Error("replicationcontroller not scaled")
-	}
-}
-
 func TestScaleWait(t *testing.T) {
 	d := deployment("web", 1, "1")
 	s := fakeapi.New(t, d)
 
 	// A "controller" that makes the new pods ready a little later.
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
 	go func() {
-		defer wg.Done()
-		ctx := context.Background()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(200 * time.Millisecond):
-			}
+		defer close(stopped)
+		wait.UntilWithContext(ctx, func(ctx context.Context) {
 			cur, err := s.Clientset.AppsV1().Deployments("default").Get(ctx, "web", metav1.GetOptions{})
 			if err != nil || *cur.Spec.Replicas != 3 {
-				continue
+				return
 			}
 			cur.Status.Replicas, cur.Status.UpdatedReplicas = 3, 3
 			if cur.Status.ReadyReplicas < 3 {
 				cur.Status.ReadyReplicas++
 			}
 			_, _ = s.Clientset.AppsV1().Deployments("default").UpdateStatus(ctx, cur, metav1.UpdateOptions{})
-		}
+		}, 200*time.Millisecond)
 	}()
-	defer func() { close(stop); wg.Wait() }()
+	defer func() { cancel(); <-stopped }()
 
 	out, errOut, err := s.Run(t, scale.NewCmdScale, "deployment", "web", "--replicas=3", "--wait", "--timeout=20s")
 	if err != nil {

@@ -26,7 +26,7 @@ import (
 	"k8s.io/kubectl/pkg/util/completion"
 	"sigs.k8s.io/yaml"
 
-	"github.com/berth-dev/berth/cmd/berth/ui"
+	"github.com/berth-dev/berth/kubectl-like/prompt"
 )
 
 // ForceForwardEnv, set to 1, makes `berth service` always port-forward
@@ -49,8 +49,16 @@ type Options struct {
 	// ForceForward skips the reachability check and port-forwards
 	// (BERTH_FORCE_FORWARD=1).
 	ForceForward bool
-	// DialTimeout bounds the reachability check.
+	// DialTimeout bounds each TCP connection attempt.
 	DialTimeout time.Duration
+	// Wait bounds the wait for the Service to have a ready endpoint and
+	// its URLs to accept connections (--wait; 0: do not wait).
+	Wait time.Duration
+	// PollInterval is how often the wait checks again.
+	PollInterval time.Duration
+	// NoticeAfter is how long the wait stays silent before it says on
+	// stderr what it is waiting for.
+	NoticeAfter time.Duration
 
 	Client kubernetes.Interface
 	// Forwarder opens port-forwards; SPDYForwarder by default.
@@ -63,26 +71,36 @@ type Options struct {
 	// ends or the process receives SIGINT/SIGTERM.
 	WaitForStop func(ctx context.Context, done <-chan error) error
 
-	// Prompt picks the service when none is named (default: from the
-	// streams; it never waits for input without a terminal).
-	Prompt *ui.Prompt
+	// Prompt picks the service when none is named (nil: nobody is at a
+	// terminal).
+	Prompt prompt.Chooser
 
 	tmpl *template.Template
 	genericiooptions.IOStreams
 }
 
-// NewOptions returns Options with berth's defaults.
-func NewOptions(streams genericiooptions.IOStreams) *Options {
+// DefaultWait is how long `berth service` waits for a new Service's URLs
+// to answer unless --wait says otherwise.
+const DefaultWait = 10 * time.Second
+
+// NewOptions returns Options with berth's defaults; c picks the service
+// when none is named (nil: nobody is at a terminal).
+func NewOptions(streams genericiooptions.IOStreams, c prompt.Chooser) *Options {
 	return &Options{
-		Format:      DefaultFormat,
-		DialTimeout: time.Second,
-		IOStreams:   streams,
+		Format:       DefaultFormat,
+		DialTimeout:  time.Second,
+		Wait:         DefaultWait,
+		PollInterval: 250 * time.Millisecond,
+		NoticeAfter:  2 * time.Second,
+		Prompt:       c,
+		IOStreams:    streams,
 	}
 }
 
-// NewCmdService returns the service command.
-func NewCmdService(f cmdutil.Factory, streams genericiooptions.IOStreams) *cobra.Command {
-	o := NewOptions(streams)
+// NewCmdService returns the service command; c picks the service when none
+// is named (nil: nobody is at a terminal).
+func NewCmdService(f cmdutil.Factory, streams genericiooptions.IOStreams, c prompt.Chooser) *cobra.Command {
+	o := NewOptions(streams, c)
 	cmd := &cobra.Command{
 		Use:   "service [NAME]",
 		Short: "Print the URLs at which this host reaches a Service",
@@ -97,7 +115,15 @@ command explains how to reach them, or with --forward opens a port-forward on
 
 When the node addresses cannot be reached from this host (a TCP connection to
 the first one fails within about a second, or BERTH_FORCE_FORWARD=1 is set),
-the command falls back to such a port-forward and says so on stderr.
+the command falls back to such a port-forward and says so on stderr. So it
+does when the nodes answer but a load balancer address never does.
+
+Right after a Service is created its URLs may not answer yet. Before it
+prints them, the command waits, up to --wait, until the Service has a ready
+endpoint and every URL it prints accepts a TCP connection (a port-forward
+waits for a ready pod). When that takes more than about two seconds it says
+on stderr what it is waiting for; when --wait passes first it prints the
+URLs anyway, with a warning.
 
 Without NAME, the namespace's only service is used; with several, you pick
 one at a terminal (without a terminal the command fails and lists them).
@@ -136,6 +162,7 @@ one at a terminal (without a terminal the command fails and lists them).
 	fl.BoolVar(&o.Open, "open", false, "Open the URL (the first of each port) in a browser with xdg-open or open.")
 	fl.BoolVar(&o.Forward, "forward", false, "Port-forward the service's TCP ports to 127.0.0.1 and keep the forward open until Ctrl-C.")
 	fl.StringVarP(&o.Output, "output", "o", "", "Output format: wide, json or yaml. Default is a table.")
+	fl.DurationVar(&o.Wait, "wait", DefaultWait, "How long to wait for the Service to have a ready endpoint and its URLs to accept connections (0: do not wait).")
 	return cmd
 }
 
@@ -189,11 +216,11 @@ func (o *Options) pickService(ctx context.Context) error {
 		names = append(names, svc.Name)
 	}
 	sort.Strings(names)
-	prompt := o.Prompt
-	if prompt == nil {
-		prompt = ui.NewPrompt(o.In, o.Out, o.ErrOut, false)
+	chooser := o.Prompt
+	if chooser == nil {
+		chooser = prompt.NoTerminal{Notes: o.ErrOut}
 	}
-	o.Name, err = prompt.Choose(ctx, ui.Choice{
+	o.Name, err = chooser.Choose(ctx, prompt.Choice{
 		What:       "service",
 		Candidates: names,
 		Hint:       fmt.Sprintf("name it: berth service NAME (in namespace %s; another with -n NAMESPACE)", o.Namespace),
@@ -210,6 +237,9 @@ func (o *Options) Validate() error {
 	}
 	if o.URLOnly && o.Output != "" {
 		return errors.New("--url and --output may not be specified together")
+	}
+	if o.Wait < 0 {
+		return fmt.Errorf("--wait must not be negative, got %v", o.Wait)
 	}
 	tmpl, err := ParseFormat(o.Format)
 	if err != nil {
@@ -259,9 +289,22 @@ func (o *Options) Run(ctx context.Context) error {
 				ForceForwardEnv, o.Namespace, o.Name, hostPort(targets[0]))
 			return o.runForward(ctx, svc)
 		}
-		if err := o.reachable(ctx, targets[0]); err != nil {
+		// Node addresses are out of reach where containers are not
+		// routable from the host (Docker Desktop on macOS, a remote
+		// engine): a port-forward through the API server still works.
+		probe := probeAddress(svc, nodes, targets)
+		if err := o.reachable(ctx, probe); err != nil {
 			fmt.Fprintf(o.ErrOut, "%s is not reachable from this host (%v); forwarding service %s/%s through 127.0.0.1 instead\n",
-				hostPort(targets[0]), err, o.Namespace, o.Name)
+				probe, err, o.Namespace, o.Name)
+			return o.runForward(ctx, svc)
+		}
+		outcome, err := o.waitForURLs(ctx, svc, o.shown(targets))
+		if err != nil {
+			return err
+		}
+		if outcome == forwardInstead {
+			fmt.Fprintf(o.ErrOut, "load balancer address %s does not answer from this host although its nodes do; forwarding service %s/%s through 127.0.0.1 instead\n",
+				hostPort(targets[0]), o.Namespace, o.Name)
 			return o.runForward(ctx, svc)
 		}
 	}
@@ -271,37 +314,17 @@ func (o *Options) Run(ctx context.Context) error {
 	return o.show(targets)
 }
 
-func hostPort(t Target) string {
-	return net.JoinHostPort(t.IP, strconv.Itoa(int(t.Port)))
-}
-
-// reachable tells whether this host reaches t's address. A refused
-// connection counts as reachable: the host got an answer from the node
-// (kube-proxy may not have programmed a brand-new port yet); only
-// timeouts and unreachable networks mean the node IP is out of reach.
-func (o *Options) reachable(ctx context.Context, t Target) error {
-	dial := o.Dial
-	if dial == nil {
-		var d net.Dialer
-		dial = d.DialContext
+// shown returns the targets show prints.
+func (o *Options) shown(targets []Target) []Target {
+	if o.One && len(targets) > 1 {
+		return targets[:1]
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
-	defer cancel()
-	conn, err := dial(ctx, "tcp", hostPort(t))
-	if errors.Is(err, syscall.ECONNREFUSED) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return conn.Close()
+	return targets
 }
 
 // show prints targets and opens them when asked.
 func (o *Options) show(targets []Target) error {
-	if o.One && len(targets) > 1 {
-		targets = targets[:1]
-	}
+	targets = o.shown(targets)
 	switch {
 	case o.URLOnly:
 		for _, t := range targets {
@@ -388,7 +411,7 @@ func openInBrowser(url string) error {
 // runForward port-forwards the service's TCP ports to 127.0.0.1, prints the
 // local URLs and keeps the forward open until ctx ends or Ctrl-C.
 func (o *Options) runForward(ctx context.Context, svc *corev1.Service) error {
-	pod, err := PickPod(ctx, o.Client, svc)
+	pod, err := o.waitForPod(ctx, svc)
 	if err != nil {
 		return err
 	}

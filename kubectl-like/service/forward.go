@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/portforward"
@@ -19,6 +20,43 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/util"
 	"k8s.io/kubectl/pkg/util/podutils"
 )
+
+// errNoReadyPod is what PickPod wraps when no pod of the Service is ready.
+var errNoReadyPod = errors.New("no ready pod")
+
+// waitForPod picks a ready pod of svc like PickPod, waiting up to o.Wait
+// for one: right after a deployment is exposed its pods may still start.
+func (o *Options) waitForPod(ctx context.Context, svc *corev1.Service) (*corev1.Pod, error) {
+	if o.Wait <= 0 {
+		return PickPod(ctx, o.Client, svc)
+	}
+	note := startWaitNote(o.ErrOut, o.NoticeAfter)
+	defer note.stop()
+	var pod *corev1.Pod
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, o.PollInterval, o.Wait, true, func(ctx context.Context) (bool, error) {
+		pod, last = PickPod(ctx, o.Client, svc)
+		switch {
+		case last == nil:
+			return true, nil
+		case errors.Is(last, errNoReadyPod):
+			note.set(fmt.Sprintf("a ready pod of service %s/%s to forward to", svc.Namespace, svc.Name))
+			return false, nil
+		case ctx.Err() != nil:
+			return false, nil
+		}
+		return false, last
+	})
+	switch {
+	case err == nil:
+		return pod, nil
+	case ctx.Err() != nil:
+		return nil, ctx.Err()
+	case wait.Interrupted(err) && last != nil:
+		return nil, fmt.Errorf("%w (waited %v)", last, o.Wait)
+	}
+	return nil, err
+}
 
 // PickPod returns a ready, not terminating pod backing svc (selected by the
 // Service's selector), preferring the alphabetically first for stable
@@ -42,8 +80,8 @@ func PickPod(ctx context.Context, client kubernetes.Interface, svc *corev1.Servi
 		}
 	}
 	if len(ready) == 0 {
-		return nil, fmt.Errorf("service %s/%s has no ready pod to forward to (%d pod(s) match its selector %s)",
-			svc.Namespace, svc.Name, len(list.Items), sel)
+		return nil, fmt.Errorf("service %s/%s has %w to forward to (%d pod(s) match its selector %s)",
+			svc.Namespace, svc.Name, errNoReadyPod, len(list.Items), sel)
 	}
 	sort.Slice(ready, func(i, j int) bool { return ready[i].Name < ready[j].Name })
 	return &ready[0], nil

@@ -5,16 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
 )
 
 func testNode(name, internalIP string) *corev1.Node {
@@ -196,24 +202,57 @@ func readyPod(name string, ready bool) *corev1.Pod {
 
 type harness struct {
 	o           *Options
+	client      *fake.Clientset
 	out, errOut *bytes.Buffer
 	fwd         *fakeForwarder
-	dialed      []string
 	opened      []string
 	waited      bool
+
+	mu     sync.Mutex
+	dialed []string
+	// answer decides how a dial to addr ends, the n-th time (from 1).
+	answer func(addr string, n int) error
 }
 
+// readySlice is an EndpointSlice of service web with ready endpoints.
+func readySlice(ready ...bool) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-abc", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: "web"}},
+	}
+	for i, r := range ready {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("10.244.1.%d", i+1)},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(r)},
+		})
+	}
+	return s
+}
+
+// newHarness runs service commands against a fake cluster of two nodes,
+// three pods (web-b and web-c ready) and a ready endpoint, where every
+// dial fails with dialErr (nil: connects).
 func newHarness(svc *corev1.Service, dialErr error) *harness {
 	client := fake.NewClientset(svc, testNode("worker", "172.18.0.3"), testNode("control-plane", "172.18.0.2"),
-		readyPod("web-b", true), readyPod("web-a", false), readyPod("web-c", true))
+		readyPod("web-b", true), readyPod("web-a", false), readyPod("web-c", true), readySlice(true))
 	streams, _, out, errOut := genericiooptions.NewTestIOStreams()
-	h := &harness{out: out, errOut: errOut, fwd: &fakeForwarder{base: 40000}}
-	o := NewOptions(streams)
+	h := &harness{client: client, out: out, errOut: errOut, fwd: &fakeForwarder{base: 40000},
+		answer: func(string, int) error { return dialErr }}
+	o := NewOptions(streams, nil)
 	o.Name, o.Namespace, o.Client, o.Forwarder = svc.Name, svc.Namespace, client, h.fwd
+	o.PollInterval, o.Wait, o.NoticeAfter = 5*time.Millisecond, 2*time.Second, time.Minute
 	o.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		h.mu.Lock()
 		h.dialed = append(h.dialed, addr)
-		if dialErr != nil {
-			return nil, dialErr
+		n := 0
+		for _, a := range h.dialed {
+			if a == addr {
+				n++
+			}
+		}
+		answer := h.answer
+		h.mu.Unlock()
+		if err := answer(addr, n); err != nil {
+			return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 		}
 		c1, c2 := net.Pipe()
 		_ = c2.Close()
@@ -223,6 +262,12 @@ func newHarness(svc *corev1.Service, dialErr error) *harness {
 	o.WaitForStop = func(ctx context.Context, done <-chan error) error { h.waited = true; return nil }
 	h.o = o
 	return h
+}
+
+func (h *harness) dials() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.dialed...)
 }
 
 func (h *harness) run(t *testing.T) error {
@@ -243,8 +288,14 @@ func TestRunNodePortURLs(t *testing.T) {
 	if h.out.String() != want {
 		t.Errorf("stdout = %q, want %q", h.out, want)
 	}
-	if !reflect.DeepEqual(h.dialed, []string{"172.18.0.2:30080"}) {
-		t.Errorf("reachability check dialed %v, want only the first node port", h.dialed)
+	// The reachability check, then each printed URL once: all answer.
+	dialed := h.dials()
+	slices.Sort(dialed[1:])
+	if want := []string{"172.18.0.2:30080", "172.18.0.2:30080", "172.18.0.2:30900", "172.18.0.3:30080", "172.18.0.3:30900"}; !reflect.DeepEqual(dialed, want) {
+		t.Errorf("dialed %v, want %v", dialed, want)
+	}
+	if h.errOut.Len() != 0 {
+		t.Errorf("stderr = %q, want nothing when the URLs answer at once", h.errOut)
 	}
 	if h.fwd.pod != "" || h.waited {
 		t.Error("port-forward used although the node was reachable")
@@ -309,7 +360,7 @@ func TestRunFallsBackToForwardWhenUnreachable(t *testing.T) {
 		t.Errorf("forwarded pod %q ports %v, want ready pod web-b ports [8080 9090]", h.fwd.pod, h.fwd.ports)
 	}
 	e := h.errOut.String()
-	for _, want := range []string{"172.18.0.2:30080 is not reachable from this host (i/o timeout); forwarding service default/web through 127.0.0.1",
+	for _, want := range []string{"172.18.0.2:30080 is not reachable from this host (dial tcp: i/o timeout); forwarding service default/web through 127.0.0.1",
 		"not forwarding UDP port 53", "press Ctrl-C to stop"} {
 		if !strings.Contains(e, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, e)
@@ -331,8 +382,8 @@ func TestRunForceForwardEnv(t *testing.T) {
 	if err := h.run(t); err != nil {
 		t.Fatal(err)
 	}
-	if len(h.dialed) != 0 {
-		t.Errorf("dialed %v although %s=1", h.dialed, ForceForwardEnv)
+	if d := h.dials(); len(d) != 0 {
+		t.Errorf("dialed %v although %s=1", d, ForceForwardEnv)
 	}
 	if h.out.String() != "http://127.0.0.1:40000\n" || !strings.Contains(h.errOut.String(), ForceForwardEnv+"=1: forwarding") {
 		t.Errorf("stdout %q stderr %q", h.out, h.errOut)
@@ -357,7 +408,7 @@ func TestRunClusterIP(t *testing.T) {
 	if h.out.String() != "http://127.0.0.1:40000\n" || h.fwd.pod != "web-b" || !reflect.DeepEqual(h.fwd.ports, []int32{8080}) {
 		t.Errorf("--forward: stdout %q pod %q ports %v", h.out, h.fwd.pod, h.fwd.ports)
 	}
-	if len(h.dialed) != 0 {
+	if len(h.dials()) != 0 {
 		t.Error("--forward should not check reachability")
 	}
 }

@@ -22,7 +22,7 @@ func addWorkloadCommands(root *cobra.Command, g *Globals) {
 	flags := genericclioptions.NewConfigFlags(true)
 	streams := genericiooptions.IOStreams{In: g.In, Out: g.Out, ErrOut: g.ErrOut}
 	f := kubectllike.NewFactory(flags)
-	for _, cmd := range kubectllike.NewCommands(flags, streams) {
+	for _, cmd := range kubectllike.NewCommands(flags, streams, workloadPrompt{g}) {
 		flags.AddFlags(cmd.PersistentFlags())
 		presetContext := func() {
 			if flags.Context == nil || *flags.Context != "" {

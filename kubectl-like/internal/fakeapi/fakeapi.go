@@ -131,9 +131,15 @@ func (s *Server) ConfigFlags() *genericclioptions.ConfigFlags {
 }
 
 // EvictionDeletesPods makes accepted evictions delete the pod, as the real
-// API server does (the plain fake only records them). Reactors prepended
-// later (for example one refusing evictions) take precedence.
+// API server does (the plain fake only records them), and lists the
+// policy/v1 eviction subresource in the fake's discovery, where kubectl's
+// drain helper looks before it evicts rather than deletes. Reactors
+// prepended later (for example one refusing evictions) take precedence.
 func EvictionDeletesPods(cs *fake.Clientset) {
+	cs.Resources = append(cs.Resources, &metav1.APIResourceList{
+		GroupVersion: "v1",
+		APIResources: []metav1.APIResource{{Name: "pods/eviction", Namespaced: true, Group: "policy", Version: "v1", Kind: "Eviction"}},
+	})
 	cs.PrependReactor("create", "pods", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		if action.GetSubresource() != "eviction" {
 			return false, nil, nil
@@ -148,6 +154,32 @@ func EvictionDeletesPods(cs *fake.Clientset) {
 		}
 		err := cs.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), ev.Namespace, ev.Name)
 		return true, nil, err
+	})
+}
+
+// PodListsHonourFieldSelectors makes pod lists apply their field selector
+// (spec.nodeName, status.phase, name, namespace), as the API server does;
+// the plain fake only applies label selectors. kubectl's drain helper
+// lists a node's pods with one.
+func PodListsHonourFieldSelectors(cs *fake.Clientset) {
+	cs.PrependReactor("list", "pods", func(action clienttesting.Action) (bool, runtime.Object, error) {
+		restrictions := action.(clienttesting.ListAction).GetListRestrictions()
+		if restrictions.Fields == nil || restrictions.Fields.Empty() {
+			return false, nil, nil
+		}
+		obj, err := cs.Tracker().List(corev1.SchemeGroupVersion.WithResource("pods"), corev1.SchemeGroupVersion.WithKind("Pod"), action.GetNamespace())
+		if err != nil {
+			return true, nil, err
+		}
+		list := obj.(*corev1.PodList)
+		kept := list.Items[:0]
+		for _, p := range list.Items {
+			if (restrictions.Labels == nil || restrictions.Labels.Matches(labels.Set(p.Labels))) && restrictions.Fields.Matches(fieldSet(&p, &p)) {
+				kept = append(kept, p)
+			}
+		}
+		list.Items = kept
+		return true, list, nil
 	})
 }
 
