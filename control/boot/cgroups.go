@@ -3,14 +3,13 @@
 package boot
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,37 +24,32 @@ type CgroupMount struct {
 	ReadOnly bool
 }
 
+// cgroupFilter keeps the cgroup mounts of a mount table.
+var cgroupFilter = mountinfo.FSTypeFilter("cgroup", "cgroup2")
+
 // ParseCgroupMounts returns the cgroup mounts listed in a mountinfo file.
 func ParseCgroupMounts(r io.Reader) ([]CgroupMount, error) {
+	infos, err := mountinfo.GetMountsFromReader(r, cgroupFilter)
+	if err != nil {
+		return nil, err
+	}
+	return cgroupMounts(infos), nil
+}
+
+func cgroupMounts(infos []*mountinfo.Info) []CgroupMount {
 	var mounts []CgroupMount
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		// id parent major:minor root mountpoint mountopts [optional...] - fstype source superopts
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, f := range fields {
-			if f == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 6 || len(fields) < sep+4 {
-			continue
-		}
-		fstype := fields[sep+1]
-		if fstype != "cgroup" && fstype != "cgroup2" {
-			continue
-		}
-		m := CgroupMount{MountPoint: unescapeMountPath(fields[4]), FSType: fstype}
-		for _, o := range strings.Split(fields[5], ",") {
+	for _, info := range infos {
+		m := CgroupMount{MountPoint: info.Mountpoint, FSType: info.FSType}
+		for _, o := range strings.Split(info.Options, ",") {
 			if o == "ro" {
 				m.ReadOnly = true
 			}
 		}
-		if fstype == "cgroup" {
+		if info.FSType == "cgroup" {
+			// A v1 hierarchy is identified by its superblock options,
+			// less the read-write flag.
 			var keep []string
-			for _, o := range strings.Split(fields[sep+3], ",") {
+			for _, o := range strings.Split(info.VFSOptions, ",") {
 				if o == "rw" || o == "ro" || o == "" {
 					continue
 				}
@@ -65,26 +59,7 @@ func ParseCgroupMounts(r io.Reader) ([]CgroupMount, error) {
 		}
 		mounts = append(mounts, m)
 	}
-	return mounts, sc.Err()
-}
-
-// unescapeMountPath undoes mountinfo's octal escapes (\040 for space).
-func unescapeMountPath(p string) string {
-	if !strings.Contains(p, `\`) {
-		return p
-	}
-	var b strings.Builder
-	for i := 0; i < len(p); i++ {
-		if p[i] == '\\' && i+3 < len(p) {
-			if v, err := strconv.ParseUint(p[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(p[i])
-	}
-	return b.String()
+	return mounts
 }
 
 // CgroupVersion reports 2 on a unified (v2-only) host, 1 otherwise.
@@ -100,15 +75,11 @@ func CgroupVersion(root string) int {
 // create /kubepods there. The container must run with a private cgroup
 // namespace, so that its own cgroup is the root it sees.
 func SetupCgroups() (int, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(cgroupFilter)
 	if err != nil {
-		return 0, fmt.Errorf("reading mountinfo: %w", err)
+		return 0, fmt.Errorf("reading the mount table: %w", err)
 	}
-	mounts, err := ParseCgroupMounts(f)
-	f.Close()
-	if err != nil {
-		return 0, fmt.Errorf("parsing mountinfo: %w", err)
-	}
+	mounts := cgroupMounts(infos)
 	if CgroupVersion("/sys/fs/cgroup") == 2 {
 		return 2, setupCgroupV2("/sys/fs/cgroup")
 	}

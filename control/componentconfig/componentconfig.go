@@ -6,12 +6,21 @@ package componentconfig
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
-	"github.com/berth-dev/berth/control/nodeconfig"
-	"github.com/berth-dev/berth/control/versions"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	componentbasev1alpha1 "k8s.io/component-base/config/v1alpha1"
+	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
+	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
 // Paths inside the node.
@@ -26,7 +35,6 @@ const (
 	CNIConfDir          = "/etc/cni/net.d"
 	RegistryConfigDir   = "/etc/containerd/certs.d"
 	CNIBinDir           = "/opt/cni/bin"
-	PauseImage          = versions.PauseImage
 )
 
 func pki(name string) string { return filepath.Join(nodeconfig.PKIDir, name) }
@@ -173,74 +181,72 @@ func Kubelet(n *nodeconfig.Node) []string {
 	return args
 }
 
-// RoleLabel is the label every kubelet registers with; the control plane
-// turns it into node-role.kubernetes.io/<role>, which a kubelet may not
-// set on itself (NodeRestriction).
-const RoleLabel = "berth.dev/role"
-
 // NodeLabels returns the kubelet's --node-labels value.
 func NodeLabels(n *nodeconfig.Node) string {
-	labels := map[string]string{RoleLabel: n.Role}
+	labels := map[string]string{nodeconfig.LabelRole: n.Role}
 	for k, v := range n.Labels {
 		labels[k] = v
 	}
 	return joinMap(labels)
 }
 
-// KubeletConfig returns the kubelet's configuration file.
-func KubeletConfig(n *nodeconfig.Node, cgroupVersion int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-authentication:
-  anonymous:
-    enabled: false
-  webhook:
-    enabled: true
-  x509:
-    clientCAFile: %s
-authorization:
-  mode: Webhook
-cgroupDriver: cgroupfs
-containerRuntimeEndpoint: unix://%s
-clusterDNS:
-- %s
-clusterDomain: %s
-resolvConf: %s
-tlsCertFile: %s
-tlsPrivateKeyFile: %s
-failSwapOn: false
-oomScoreAdj: 0
-serializeImagePulls: false
-imageGCHighThresholdPercent: 100
-evictionHard:
-  nodefs.available: "0%%"
-  nodefs.inodesFree: "0%%"
-  imagefs.available: "0%%"
-healthzBindAddress: 127.0.0.1
-# Status is computed every second (posted only when it changes, or every
-# 10s), so a node turns Ready as soon as its pod network is configured.
-nodeStatusUpdateFrequency: 1s
-nodeStatusReportFrequency: 10s
-`, pki("ca.crt"), ContainerdSocket, n.DNSServiceIP, n.ClusterDomain, ResolvConf, pki("kubelet.crt"), pki("kubelet.key"))
+// KubeletConfiguration returns the kubelet's configuration.
+func KubeletConfiguration(n *nodeconfig.Node, cgroupVersion int) *kubeletv1beta1.KubeletConfiguration {
+	c := &kubeletv1beta1.KubeletConfiguration{
+		TypeMeta: metav1.TypeMeta{APIVersion: kubeletv1beta1.SchemeGroupVersion.String(), Kind: "KubeletConfiguration"},
+		Authentication: kubeletv1beta1.KubeletAuthentication{
+			Anonymous: kubeletv1beta1.KubeletAnonymousAuthentication{Enabled: new(false)},
+			Webhook:   kubeletv1beta1.KubeletWebhookAuthentication{Enabled: new(true)},
+			X509:      kubeletv1beta1.KubeletX509Authentication{ClientCAFile: pki("ca.crt")},
+		},
+		Authorization:            kubeletv1beta1.KubeletAuthorization{Mode: kubeletv1beta1.KubeletAuthorizationModeWebhook},
+		CgroupDriver:             "cgroupfs",
+		ContainerRuntimeEndpoint: "unix://" + ContainerdSocket,
+		ClusterDNS:               []string{n.DNSServiceIP},
+		ClusterDomain:            n.ClusterDomain,
+		ResolverConfig:           new(ResolvConf),
+		TLSCertFile:              pki("kubelet.crt"),
+		TLSPrivateKeyFile:        pki("kubelet.key"),
+		FailSwapOn:               new(false),
+		// Without CAP_SYS_RESOURCE the kubelet may not lower its own OOM
+		// score to its default of -999.
+		OOMScoreAdj:                 new(int32(0)),
+		SerializeImagePulls:         new(false),
+		ImageGCHighThresholdPercent: new(int32(100)),
+		// A node shares the host's disks: never evict for disk pressure.
+		EvictionHard: map[string]string{
+			"nodefs.available":  "0%",
+			"nodefs.inodesFree": "0%",
+			"imagefs.available": "0%",
+		},
+		HealthzBindAddress: "127.0.0.1",
+		// Status is computed every second (posted only when it changes, or
+		// every 10s), so a node turns Ready as soon as its pod network is
+		// configured.
+		NodeStatusUpdateFrequency: metav1.Duration{Duration: time.Second},
+		NodeStatusReportFrequency: metav1.Duration{Duration: 10 * time.Second},
+	}
 	if cgroupVersion == 1 {
-		// v1.36 refuses cgroup v1 unless told otherwise.
-		b.WriteString("failCgroupV1: false\n")
+		// The kubelet refuses cgroup v1 unless told otherwise.
+		c.FailCgroupV1 = new(false)
 	}
 	if len(n.FeatureGates) > 0 {
-		b.WriteString("featureGates:\n")
-		for _, k := range sortedKeys(n.FeatureGates) {
-			fmt.Fprintf(&b, "  %s: %t\n", k, n.FeatureGates[k])
-		}
+		c.FeatureGates = maps.Clone(n.FeatureGates)
 	}
-	if len(n.Taints) > 0 {
-		b.WriteString("registerWithTaints:\n")
-		for _, t := range n.Taints {
-			key, value, effect := ParseTaint(t)
-			fmt.Fprintf(&b, "- key: %q\n  value: %q\n  effect: %q\n", key, value, effect)
-		}
+	for _, t := range n.Taints {
+		key, value, effect := ParseTaint(t)
+		c.RegisterWithTaints = append(c.RegisterWithTaints, corev1.Taint{Key: key, Value: value, Effect: corev1.TaintEffect(effect)})
 	}
-	return b.String()
+	return c
+}
+
+// KubeletConfig returns the kubelet's configuration file.
+func KubeletConfig(n *nodeconfig.Node, cgroupVersion int) ([]byte, error) {
+	data, err := yaml.Marshal(KubeletConfiguration(n, cgroupVersion))
+	if err != nil {
+		return nil, fmt.Errorf("encoding the kubelet configuration: %w", err)
+	}
+	return data, nil
 }
 
 // ParseTaint splits key=value:Effect (value optional).
@@ -255,40 +261,47 @@ func KubeProxy() []string {
 	return []string{"--config=" + KubeProxyConfigPath}
 }
 
-// KubeProxyConfig returns kube-proxy's configuration file.
-func KubeProxyConfig(n *nodeconfig.Node) string {
+// KubeProxyConfiguration returns kube-proxy's configuration.
+func KubeProxyConfiguration(n *nodeconfig.Node) *kubeproxyv1alpha1.KubeProxyConfiguration {
 	mode := n.KubeProxyMode
 	if mode == "" {
 		mode = "nftables"
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, `apiVersion: kubeproxy.config.k8s.io/v1alpha1
-kind: KubeProxyConfiguration
-clientConnection:
-  kubeconfig: %s
-mode: %s
-clusterCIDR: %s
-hostnameOverride: %s
-bindAddress: 0.0.0.0
-metricsBindAddress: 127.0.0.1:10249
-healthzBindAddress: 127.0.0.1:10256
-conntrack:
-  # A node container may not change the host's conntrack table size.
-  maxPerCore: 0
-  tcpEstablishedTimeout: 0s
-  tcpCloseWaitTimeout: 0s
-`, nodeconfig.KubeProxyKubeconfig, mode, n.PodSubnet, n.Name)
-	if len(n.FeatureGates) > 0 {
-		b.WriteString("featureGates:\n")
-		for _, k := range sortedKeys(n.FeatureGates) {
-			fmt.Fprintf(&b, "  %s: %t\n", k, n.FeatureGates[k])
-		}
+	c := &kubeproxyv1alpha1.KubeProxyConfiguration{
+		TypeMeta:           metav1.TypeMeta{APIVersion: kubeproxyv1alpha1.SchemeGroupVersion.String(), Kind: "KubeProxyConfiguration"},
+		ClientConnection:   componentbasev1alpha1.ClientConnectionConfiguration{Kubeconfig: nodeconfig.KubeProxyKubeconfig},
+		Mode:               kubeproxyv1alpha1.ProxyMode(mode),
+		ClusterCIDR:        n.PodSubnet,
+		HostnameOverride:   n.Name,
+		BindAddress:        "0.0.0.0",
+		MetricsBindAddress: "127.0.0.1:10249",
+		HealthzBindAddress: "127.0.0.1:10256",
+		// A node container may not change the host's conntrack table
+		// size or timeouts: zero leaves them as they are.
+		Conntrack: kubeproxyv1alpha1.KubeProxyConntrackConfiguration{
+			MaxPerCore:            new(int32(0)),
+			TCPEstablishedTimeout: &metav1.Duration{},
+			TCPCloseWaitTimeout:   &metav1.Duration{},
+		},
 	}
-	return b.String()
+	if len(n.FeatureGates) > 0 {
+		c.FeatureGates = maps.Clone(n.FeatureGates)
+	}
+	return c
 }
 
-// ContainerdConfigTOML returns containerd's configuration.
-func ContainerdConfigTOML() string {
+// KubeProxyConfig returns kube-proxy's configuration file.
+func KubeProxyConfig(n *nodeconfig.Node) ([]byte, error) {
+	data, err := yaml.Marshal(KubeProxyConfiguration(n))
+	if err != nil {
+		return nil, fmt.Errorf("encoding the kube-proxy configuration: %w", err)
+	}
+	return data, nil
+}
+
+// ContainerdConfigTOML returns containerd's configuration. Its sandbox
+// image is r's pause image, which the node image carries.
+func ContainerdConfigTOML(r versions.Release) string {
 	return fmt.Sprintf(`version = 3
 root = "/var/lib/containerd"
 state = "/run/containerd"
@@ -323,7 +336,7 @@ state = "/run/containerd"
 [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
   SystemdCgroup = false
   BinaryName = "/usr/local/bin/runc"
-`, ContainerdSocket, PauseImage, RegistryConfigDir, CNIBinDir, CNIConfDir)
+`, ContainerdSocket, r.PauseImage(), RegistryConfigDir, CNIBinDir, CNIConfDir)
 }
 
 // FeatureGates renders gates as Name=bool,... in a stable order.

@@ -6,59 +6,63 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"time"
 
-	"github.com/berth-dev/berth/control/addons"
-	cc "github.com/berth-dev/berth/control/componentconfig"
-	"github.com/berth-dev/berth/control/nodeconfig"
-	"github.com/berth-dev/berth/control/supervisor"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/berth-dev/berth/control/addons"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
-// AddonsDir is where the rendered add-on manifests are written.
-const AddonsDir = "/etc/berth/addons"
-
-// applyAddons applies the add-on manifests with the embedded kubectl
-// (server-side apply, so a restart re-applies them harmlessly), retrying
-// until the API server accepts them.
-func applyAddons(ctx context.Context, n *nodeconfig.Node, sup *supervisor.Supervisor, self string, log *slog.Logger) {
-	rendered, err := addons.Render(n)
+// writeAddons renders the add-on manifests into the add-on directory and
+// returns their names, sorted.
+func (b *booter) writeAddons() ([]string, error) {
+	rendered, err := addons.Render(b.node, b.release)
 	if err != nil {
-		log.Error("rendering add-ons", "err", err)
-		return
+		return nil, fmt.Errorf("rendering add-ons: %w", err)
 	}
-	if err := os.MkdirAll(AddonsDir, 0o755); err != nil {
-		log.Error("creating add-on directory", "err", err)
-		return
+	dir := b.paths.AddonsDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating add-on directory: %w", err)
 	}
 	names := make([]string, 0, len(rendered))
 	for name, data := range rendered {
-		if err := os.WriteFile(filepath.Join(AddonsDir, name), data, 0o644); err != nil {
-			log.Error("writing add-on", "addon", name, "err", err)
-			return
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return nil, fmt.Errorf("writing add-on %s: %w", name, err)
 		}
 		names = append(names, name)
 	}
-	sort.Strings(names)
-	for attempt := 1; ; attempt++ {
-		_, err := sup.Run(ctx, self, "kubectl", "--kubeconfig", nodeconfig.AdminKubeconfig,
-			"apply", "--server-side", "--force-conflicts", "--field-manager=berth", "-f", AddonsDir)
+	slices.Sort(names)
+	return names, nil
+}
+
+// applyAddons applies the add-on manifests with the embedded kubectl
+// (server-side apply, so a restart re-applies them harmlessly), retrying
+// until the API server accepts them or ctx ends.
+func (b *booter) applyAddons(ctx context.Context) {
+	names, err := b.writeAddons()
+	if err != nil {
+		b.log.Error("writing add-ons", "err", err)
+		return
+	}
+	attempt := 0
+	_ = wait.PollUntilContextCancel(ctx, b.addonRetry, true, func(ctx context.Context) (bool, error) {
+		attempt++
+		_, err := b.run.Run(ctx, b.self, "kubectl", "--kubeconfig", b.paths.AdminKubeconfig(),
+			"apply", "--server-side", "--force-conflicts", "--field-manager=berth", "-f", b.paths.AddonsDir())
 		if err == nil {
-			log.Info("add-ons applied", "addons", names)
-			return
+			b.log.Info("add-ons applied", "addons", names)
+			return true, nil
 		}
 		if attempt%10 == 0 {
-			log.Warn("applying add-ons", "attempt", attempt, "err", err)
+			b.log.Warn("applying add-ons", "attempt", attempt, "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(500 * time.Millisecond):
-		}
-	}
+		return false, nil
+	})
 }
 
 // labelRoles gives every node the node-role.kubernetes.io/<role> label
@@ -66,25 +70,24 @@ func applyAddons(ctx context.Context, n *nodeconfig.Node, sup *supervisor.Superv
 // may not set node-role labels on itself). It polls until ctx ends, so
 // nodes that join later are labelled too.
 func labelRoles(ctx context.Context, client kubernetes.Interface, log *slog.Logger) {
-	for {
-		nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: cc.RoleLabel})
-		if err == nil {
-			for _, node := range nodes.Items {
-				role := node.Labels[cc.RoleLabel]
-				key := "node-role.kubernetes.io/" + role
-				if _, ok := node.Labels[key]; ok || role == "" {
-					continue
-				}
-				patch := fmt.Sprintf(`{"metadata":{"labels":{%q:""}}}`, key)
-				if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
-					log.Warn("labelling node role", "node", node.Name, "err", err)
-				}
-			}
+	wait.UntilWithContext(ctx, func(ctx context.Context) { labelRolesOnce(ctx, client, log) }, 2*time.Second)
+}
+
+// labelRolesOnce labels the nodes that lack their role label now.
+func labelRolesOnce(ctx context.Context, client kubernetes.Interface, log *slog.Logger) {
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: nodeconfig.LabelRole})
+	if err != nil {
+		return
+	}
+	for _, node := range nodes.Items {
+		role := node.Labels[nodeconfig.LabelRole]
+		key := "node-role.kubernetes.io/" + role
+		if _, ok := node.Labels[key]; ok || role == "" {
+			continue
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(2 * time.Second):
+		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:""}}}`, key)
+		if _, err := client.CoreV1().Nodes().Patch(ctx, node.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			log.Warn("labelling node role", "node", node.Name, "err", err)
 		}
 	}
 }

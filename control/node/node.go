@@ -7,6 +7,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -15,33 +16,52 @@ import (
 	"sync"
 	"time"
 
-	"github.com/berth-dev/berth/control/boot"
-	cc "github.com/berth-dev/berth/control/componentconfig"
-	"github.com/berth-dev/berth/control/nodeconfig"
-	"github.com/berth-dev/berth/control/podnet"
-	"github.com/berth-dev/berth/control/supervisor"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/component-base/version"
+
+	"github.com/berth-dev/berth/control/boot"
+	cc "github.com/berth-dev/berth/control/componentconfig"
+	"github.com/berth-dev/berth/control/podnet"
+	"github.com/berth-dev/berth/control/supervisor"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
+	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
-// Binaries inside the node image.
-const (
-	ContainerdBin = "/usr/local/bin/containerd"
-	CtrBin        = "/usr/local/bin/ctr"
-	NFTBin        = "/usr/sbin/nft"
-	// ImagesDir holds the OCI archives imported into containerd at boot.
-	ImagesDir = "/opt/berth/images"
-)
+// runner runs one-off commands to completion: the supervisor in a node,
+// a fake in tests.
+type runner interface {
+	Run(ctx context.Context, path string, args ...string) ([]byte, error)
+	RunInput(ctx context.Context, stdin io.Reader, path string, args ...string) ([]byte, error)
+}
+
+// booter holds what the boot steps share.
+type booter struct {
+	paths   Paths
+	node    *nodeconfig.Node
+	release versions.Release
+	run     runner
+	// self is the berth-node binary (every component, and kubectl).
+	self string
+	log  *slog.Logger
+	// addonRetry is the pause between attempts to apply the add-ons.
+	addonRetry time.Duration
+}
 
 // Run boots the node and blocks until ctx is cancelled (SIGTERM), then
 // shuts every component down.
 func Run(ctx context.Context, log *slog.Logger) error {
-	n, err := nodeconfig.Load(nodeconfig.Path)
+	p := Paths{Root: "/"}
+	n, err := nodeconfig.Load(p.NodeConfig())
 	if err != nil {
 		return err
 	}
 	log = log.With("node", n.Name)
+	release, err := nodeRelease(n)
+	if err != nil {
+		return err
+	}
 	if err := boot.PrepareMounts(); err != nil {
 		return fmt.Errorf("preparing mounts: %w", err)
 	}
@@ -52,8 +72,9 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	if failed := boot.ApplySysctls(); len(failed) > 0 {
 		log.Warn("some kernel parameters could not be set", "sysctls", failed)
 	}
-	log.Info("node prepared", "role", n.Role, "ip", n.IP, "cgroup", cgroupVersion)
-	if err := writeConfigs(n, cgroupVersion); err != nil {
+	log.Info("node prepared", "role", n.Role, "ip", n.IP, "cgroup", cgroupVersion, "kubernetes", release.Kubernetes)
+	b := &booter{paths: p, node: n, release: release, log: log, addonRetry: 500 * time.Millisecond}
+	if err := b.writeConfigs(cgroupVersion); err != nil {
 		return err
 	}
 	self, err := os.Executable()
@@ -66,32 +87,23 @@ func Run(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer sup.Shutdown()
+	b.run, b.self = sup, self
 
-	sup.Start(ctx, supervisor.Spec{Name: "containerd", Path: ContainerdBin, Args: []string{"--config", cc.ContainerdConfig}, StopTimeout: 10 * time.Second})
-	if n.IsControlPlane() {
-		sup.Start(ctx, supervisor.Spec{Name: "etcd", Path: self, Args: append([]string{"etcd"}, cc.Etcd(n)...), StopTimeout: 10 * time.Second})
-		sup.Start(ctx, supervisor.Spec{Name: "kube-apiserver", Path: self, Args: append([]string{"kube-apiserver"}, cc.APIServer(n)...), StopTimeout: 10 * time.Second})
+	plan := planStarts(n, self)
+	for _, spec := range plan.early {
+		sup.Start(ctx, spec)
 	}
-
-	if n.IsControlPlane() {
-		// The controllers wait for the API server themselves; starting them
-		// now overlaps their start-up with the API server's. An early exit
-		// (RBAC not yet in place) is absorbed by the restart backoff.
-		sup.Start(ctx, supervisor.Spec{Name: "kube-controller-manager", Path: self, Args: append([]string{"kube-controller-manager"}, cc.ControllerManager(n)...)})
-		sup.Start(ctx, supervisor.Spec{Name: "kube-scheduler", Path: self, Args: append([]string{"kube-scheduler"}, cc.Scheduler(n)...)})
-	}
-
-	if err := waitForSocket(ctx, cc.ContainerdSocket); err != nil {
+	if err := waitForSocket(ctx, p.ContainerdSocket()); err != nil {
 		return fmt.Errorf("waiting for containerd: %w", err)
 	}
 	// The sandbox image first: the kubelet needs it for every pod. The
 	// others are imported while the node is still waiting for its PodCIDR,
 	// long before a pod can be scheduled on it.
-	if err := importImages(ctx, sup, log, []string{"pause.tar"}); err != nil {
+	if err := b.importImages(ctx, sandboxImage); err != nil {
 		log.Error("importing images", "err", err)
 	}
 	go func() {
-		if err := importImages(ctx, sup, log, nil); err != nil {
+		if err := b.importImages(ctx, podImages); err != nil {
 			log.Error("importing images", "err", err)
 		}
 	}()
@@ -99,28 +111,19 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	// containerd reports the network ready at the kubelet's first look,
 	// and the node is Ready as soon as it registers.
 	if n.PodCIDR != "" && !n.DisableDefaultCNI {
-		if _, err := podnet.WriteCNIConfig(cc.CNIConfDir, n.PodCIDR); err != nil {
+		if _, err := podnet.WriteCNIConfig(p.CNIConfDir(), n.PodCIDR); err != nil {
 			log.Error("writing the CNI configuration", "err", err)
 		}
 	}
-	sup.Start(ctx, supervisor.Spec{Name: "kubelet", Path: self, Args: append([]string{"kubelet"}, cc.Kubelet(n)...)})
-	if n.KubeProxyMode != "none" {
-		sup.Start(ctx, supervisor.Spec{Name: "kube-proxy", Path: self, Args: append([]string{"kube-proxy"}, cc.KubeProxy()...)})
+	for _, spec := range plan.late {
+		sup.Start(ctx, spec)
 	}
 
 	var wg sync.WaitGroup
 	if n.IsControlPlane() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			runControlPlane(ctx, n, sup, self, log)
-		}()
+		wg.Go(func() { b.runControlPlane(ctx) })
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		runAgent(ctx, n, sup, log)
-	}()
+	wg.Go(func() { b.runAgent(ctx) })
 
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -128,50 +131,101 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	return nil
 }
 
-// runControlPlane starts the controllers once the API server answers,
-// then applies the add-ons and keeps node role labels in place.
-func runControlPlane(ctx context.Context, n *nodeconfig.Node, sup *supervisor.Supervisor, self string, log *slog.Logger) {
-	client, err := clientFor(nodeconfig.AdminKubeconfig)
+// nodeRelease returns the Kubernetes release this berth-node runs: the
+// version the node image build stamped into it, or, in an unstamped
+// development build, the version the node configuration names.
+func nodeRelease(n *nodeconfig.Node) (versions.Release, error) {
+	if r, err := versions.Resolve(version.Get().GitVersion); err == nil {
+		return r, nil
+	}
+	r, err := versions.Resolve(n.KubernetesVersion)
 	if err != nil {
-		log.Error("loading admin kubeconfig", "err", err)
+		return versions.Release{}, fmt.Errorf("finding the node's Kubernetes release: %w", err)
+	}
+	return r, nil
+}
+
+// startPlan is the order in which Run starts a node's components.
+type startPlan struct {
+	// early start at once, one after the other: containerd and, on a
+	// control-plane node, etcd, the API server and the controllers.
+	early []supervisor.Spec
+	// late start once containerd answers, the sandbox image is imported
+	// and the pod network is configured: the kubelet, then kube-proxy.
+	late []supervisor.Spec
+}
+
+// planStarts returns the components n runs, in start order; self is the
+// berth-node binary, which every Kubernetes component is.
+func planStarts(n *nodeconfig.Node, self string) startPlan {
+	component := func(name string, args []string, stop time.Duration) supervisor.Spec {
+		return supervisor.Spec{Name: name, Path: self, Args: append([]string{name}, args...), StopTimeout: stop}
+	}
+	var p startPlan
+	p.early = append(p.early, supervisor.Spec{Name: "containerd", Path: ContainerdBin, Args: []string{"--config", cc.ContainerdConfig}, StopTimeout: 10 * time.Second})
+	if n.IsControlPlane() {
+		p.early = append(p.early,
+			component("etcd", cc.Etcd(n), 10*time.Second),
+			component("kube-apiserver", cc.APIServer(n), 10*time.Second),
+			// The controllers wait for the API server themselves; starting
+			// them now overlaps their start-up with the API server's. An
+			// early exit (RBAC not yet in place) is absorbed by the restart
+			// backoff.
+			component("kube-controller-manager", cc.ControllerManager(n), 0),
+			component("kube-scheduler", cc.Scheduler(n), 0),
+		)
+	}
+	p.late = append(p.late, component("kubelet", cc.Kubelet(n), 0))
+	if n.KubeProxyMode != "none" {
+		p.late = append(p.late, component("kube-proxy", cc.KubeProxy(), 0))
+	}
+	return p
+}
+
+// runControlPlane waits for the API server, then assigns PodCIDRs,
+// applies the add-ons and keeps node role labels in place.
+func (b *booter) runControlPlane(ctx context.Context) {
+	client, err := clientFor(b.paths.AdminKubeconfig())
+	if err != nil {
+		b.log.Error("loading admin kubeconfig", "err", err)
 		return
 	}
 	if err := waitForAPIServer(ctx, client); err != nil {
 		return
 	}
-	log.Info("API server ready")
-	if len(n.PodCIDRs) > 0 {
-		assigner := &podnet.PodCIDRAssigner{Client: client, CIDRs: n.PodCIDRs, Log: log.With("component", "podcidr")}
+	b.log.Info("API server ready")
+	if len(b.node.PodCIDRs) > 0 {
+		assigner := &podnet.PodCIDRAssigner{Client: client, CIDRs: b.node.PodCIDRs, Log: b.log.With("component", "podcidr")}
 		go assigner.Run(ctx)
 	}
-	go applyAddons(ctx, n, sup, self, log)
-	labelRoles(ctx, client, log)
+	go b.applyAddons(ctx)
+	labelRoles(ctx, client, b.log)
 }
 
-func runAgent(ctx context.Context, n *nodeconfig.Node, sup *supervisor.Supervisor, log *slog.Logger) {
+func (b *booter) runAgent(ctx context.Context) {
 	// The agent reads every Node object. A kubelet may read only its own
 	// (the Node authorizer), while kube-proxy's identity is bound to
 	// system:node-proxier, which may list and watch nodes: reuse it.
-	client, err := clientFor(nodeconfig.KubeProxyKubeconfig)
+	client, err := clientFor(b.paths.KubeProxyKubeconfig())
 	if err != nil {
-		log.Error("loading kube-proxy kubeconfig", "err", err)
+		b.log.Error("loading kube-proxy kubeconfig", "err", err)
 		return
 	}
 	agent := &podnet.Agent{
 		Client:     client,
-		NodeName:   n.Name,
-		NodeIP:     n.IP,
-		PodSubnet:  n.PodSubnet,
-		CNIConfDir: cc.CNIConfDir,
-		ManageCNI:  !n.DisableDefaultCNI,
-		Log:        log.With("component", "agent"),
+		NodeName:   b.node.Name,
+		NodeIP:     b.node.IP,
+		PodSubnet:  b.node.PodSubnet,
+		CNIConfDir: b.paths.CNIConfDir(),
+		ManageCNI:  !b.node.DisableDefaultCNI,
+		Log:        b.log.With("component", "agent"),
 		ApplyNFT: func(ctx context.Context, rules string) error {
-			_, err := sup.RunInput(ctx, strings.NewReader(rules), NFTBin, "-f", "-")
+			_, err := b.run.RunInput(ctx, strings.NewReader(rules), NFTBin, "-f", "-")
 			return err
 		},
 	}
 	if err := agent.Run(ctx); err != nil && ctx.Err() == nil {
-		log.Error("node agent stopped", "err", err)
+		b.log.Error("node agent stopped", "err", err)
 	}
 }
 
@@ -193,64 +247,42 @@ func waitForAPIServer(ctx context.Context, client kubernetes.Interface) error {
 	})
 }
 
+// waitForSocket returns once something accepts connections on the unix
+// socket at path.
 func waitForSocket(ctx context.Context, path string) error {
-	for {
-		if conn, err := net.Dial("unix", path); err == nil {
-			conn.Close()
-			return nil
+	return wait.PollUntilContextCancel(ctx, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "unix", path)
+		if err != nil {
+			return false, nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		conn.Close()
+		return true, nil
+	})
 }
 
-// importImages loads pre-built pod images into containerd's k8s.io
-// namespace, one after the other (parallel imports contend for the same
-// lease). only names the archives to import; nil means all others.
-func importImages(ctx context.Context, sup *supervisor.Supervisor, log *slog.Logger, only []string) error {
-	all, err := filepath.Glob(filepath.Join(ImagesDir, "*.tar"))
+// writeConfigs writes the configuration files of containerd, the kubelet
+// and kube-proxy, and the pods' resolv.conf.
+func (b *booter) writeConfigs(cgroupVersion int) error {
+	kubelet, err := cc.KubeletConfig(b.node, cgroupVersion)
 	if err != nil {
 		return err
 	}
-	var archives []string
-	for _, a := range all {
-		isOnly := false
-		for _, o := range only {
-			isOnly = isOnly || filepath.Base(a) == o
-		}
-		if (only == nil && filepath.Base(a) != "pause.tar") || isOnly {
-			archives = append(archives, a)
-		}
+	kubeProxy, err := cc.KubeProxyConfig(b.node)
+	if err != nil {
+		return err
 	}
-	started := time.Now()
-	var failed []string
-	for _, archive := range archives {
-		if _, err := sup.Run(ctx, CtrBin, "--address", cc.ContainerdSocket, "--namespace", "k8s.io", "images", "import", "--local", archive); err != nil {
-			failed = append(failed, fmt.Sprintf("importing %s: %v", filepath.Base(archive), err))
-		}
-	}
-	log.Info("images imported", "count", len(archives), "took", time.Since(started).Round(time.Millisecond))
-	if len(failed) > 0 {
-		return fmt.Errorf("%s", strings.Join(failed, "; "))
-	}
-	return nil
-}
-
-func writeConfigs(n *nodeconfig.Node, cgroupVersion int) error {
-	files := map[string]string{
-		cc.ContainerdConfig:    cc.ContainerdConfigTOML(),
-		cc.KubeletConfigPath:   cc.KubeletConfig(n, cgroupVersion),
-		cc.KubeProxyConfigPath: cc.KubeProxyConfig(n),
-		cc.ResolvConf:          resolvConf(n),
+	files := map[string][]byte{
+		b.paths.ContainerdConfig(): []byte(cc.ContainerdConfigTOML(b.release)),
+		b.paths.KubeletConfig():    kubelet,
+		b.paths.KubeProxyConfig():  kubeProxy,
+		b.paths.PodResolvConf():    []byte(b.resolvConf()),
 	}
 	for path, content := range files {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
 		}
-		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		if err := os.WriteFile(path, content, 0o644); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
@@ -261,13 +293,13 @@ func writeConfigs(n *nodeconfig.Node, cgroupVersion int) error {
 // as upstream resolvers. Docker's embedded resolver (127.0.0.11) only
 // answers inside the node's own network namespace, so loopback servers
 // are replaced by the node's default gateway.
-func resolvConf(n *nodeconfig.Node) string {
-	data, _ := os.ReadFile("/etc/resolv.conf")
-	return cc.PodResolvConf(string(data), defaultGateway())
+func (b *booter) resolvConf() string {
+	data, _ := os.ReadFile(b.paths.HostResolvConf())
+	return cc.PodResolvConf(string(data), b.defaultGateway())
 }
 
-func defaultGateway() string {
-	data, err := os.ReadFile("/proc/net/route")
+func (b *booter) defaultGateway() string {
+	data, err := os.ReadFile(b.paths.RouteTable())
 	if err != nil {
 		return ""
 	}
