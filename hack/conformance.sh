@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the upstream Kubernetes conformance suite (e2e.test of the cluster's
-# Kubernetes version, built from source) on a berth cluster, with no container registry: every test
-# image is built from source or Debian packages (hack/conformance/images.sh)
-# and loaded into the nodes.
+# Kubernetes version, built from source) on a berth cluster, with no container registry but
+# berth's own local one: every test image is built from source or Debian
+# packages (hack/conformance/images.sh), loaded into the nodes, and pushed
+# into the local registry (berth create cluster --registry) that serves
+# as the nodes' registry.k8s.io for the tests that must pull.
 #
 #   hack/conformance.sh            # every [Conformance] test
 #   SUBSET=1 hack/conformance.sh   # the CI subset (hack/conformance/subset.txt)
@@ -109,48 +111,51 @@ if "$BERTH" get clusters 2>/dev/null | grep -qx "$NAME"; then
   log "deleting cluster $NAME left by an earlier run"
   "$BERTH" delete cluster --name "$NAME" --yes
 fi
-MIRROR=berth-$NAME-mirror
+# The machine's local registry is shared (and outlives the cluster): use
+# the running one's port, else the default. The test images stay in it,
+# so a later run pushes only what changed (`berth delete registry` frees
+# the space).
+REGISTRY_PORT=$("$BERTH" get registry -o json | sed -n 's/.*"address": *"localhost:\([0-9]*\)".*/\1/p')
+REGISTRY_PORT=${REGISTRY_PORT:-5001}
 cleanup() {
   if [ "${KEEP:-0}" != 1 ]; then
-    docker rm -f "$MIRROR" >/dev/null 2>&1 || true
     log "deleting cluster $NAME"
     "$BERTH" delete cluster --name "$NAME" --yes >/dev/null 2>&1 || log "could not delete cluster $NAME"
   fi
 }
 trap cleanup EXIT
-timed create-cluster "$BERTH" create cluster --name "$NAME" --workers 2 --kubernetes-version "$K8S_VERSION"
+printf 'apiVersion: berth.dev/v1alpha1\nkind: Cluster\nregistry: {port: %s}\n' "$REGISTRY_PORT" |
+  timed create-cluster "$BERTH" create cluster --config - --name "$NAME" --workers 2 --kubernetes-version "$K8S_VERSION"
 "$BERTH" get kubeconfig --name "$NAME" >"$RUN/kubeconfig"
 chmod 600 "$RUN/kubeconfig"
 # shellcheck disable=SC2046
 timed load-images "$BERTH" load image --name "$NAME" $(cat "$OUT/images.list")
 
-# A mirror of registry.k8s.io on the cluster's network, serving the same
-# images: a test that must pull (an image volume with pullPolicy Always)
-# pulls from it instead of a registry. Nodes' containerd reads
+# registry.k8s.io for the tests that must pull (an image volume with
+# pullPolicy Always): the images above, pushed into the local registry
+# under registry.k8s.io/..., and every node's containerd pointed there for
+# registry.k8s.io (override_path keeps them apart from the registry's
+# other repositories). containerd reads
 # /etc/containerd/certs.d/<registry>/hosts.toml at every pull.
 start_mirror() {
-  local ids data ip node
-  ids=$(docker image inspect -f '{{.Id}}' $(cat "$OUT/images.list") | sha256sum | cut -c1-16)
-  data=$OUT/mirror
-  if [ "$(cat "$data/.ids" 2>/dev/null)" != "$ids" ]; then
-    log "exporting the images for the mirror"
-    rm -rf "$data" && mkdir -p "$data"
-    docker save $(cat "$OUT/images.list") | tar -x -C "$data"
-    echo "$ids" >"$data/.ids"
-  fi
-  docker rm -f "$MIRROR" >/dev/null 2>&1 || true
-  docker run -d --name "$MIRROR" --network "berth-$NAME" -v "$data:/data:ro" \
-    berth-conformance/registry:latest -dir /data -listen :5000 >/dev/null
-  ip=$(docker inspect -f "{{(index .NetworkSettings.Networks \"berth-$NAME\").IPAddress}}" "$MIRROR")
+  local ref node pushed=0
+  for ref in $(cat "$OUT/images.list"); do
+    case $ref in registry.k8s.io/*) ;; *) continue ;; esac
+    docker tag "$ref" "localhost:$REGISTRY_PORT/$ref"
+    docker push "localhost:$REGISTRY_PORT/$ref" >/dev/null
+    docker rmi "localhost:$REGISTRY_PORT/$ref" >/dev/null
+    pushed=$((pushed + 1))
+  done
   for node in $("$BERTH" get nodes --name "$NAME" -o json | sed -n 's/.*"name": *"\([^"]*\)".*/\1/p'); do
     docker exec -i "$node" sh -c 'mkdir -p /etc/containerd/certs.d/registry.k8s.io && cat >/etc/containerd/certs.d/registry.k8s.io/hosts.toml' <<EOF
 server = "https://registry.k8s.io"
 
-[host."http://$ip:5000"]
+[host."http://berth-registry:5000/v2/registry.k8s.io"]
   capabilities = ["pull", "resolve"]
+  override_path = true
 EOF
   done
-  log "registry.k8s.io mirror at $ip:5000 (container $MIRROR)"
+  log "registry.k8s.io served by the local registry: $pushed images under localhost:$REGISTRY_PORT/registry.k8s.io/"
 }
 timed start-mirror start_mirror
 

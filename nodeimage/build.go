@@ -29,12 +29,13 @@ import (
 
 // recipeVersion changes whenever the way the image is assembled changes
 // in a way the hashed inputs do not show.
-const recipeVersion = "6"
+const recipeVersion = "7"
 
 // Store is what the build needs from the container engine.
 type Store interface {
 	ImageLabels(ctx context.Context, ref string) (map[string]string, bool, error)
-	ImportImage(ctx context.Context, rootfs io.Reader, ref string, changes []string) error
+	// LoadImage loads the images of a docker-archive tar stream.
+	LoadImage(ctx context.Context, archive io.Reader) error
 }
 
 // Options configure a build.
@@ -127,6 +128,7 @@ func Recipe(sourceDir string, r versions.Release) (string, error) {
 	for _, t := range toolsFor(r) {
 		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)
 	}
+	fmt.Fprintf(h, "metallb %s\n", metallbRecipe())
 	src, err := sourceHash(sourceDir)
 	if err != nil {
 		return "", err
@@ -205,7 +207,7 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 		}
 	}
 	tools := toolsFor(opts.Release)
-	total := 3 + len(tools) + 1
+	total := 4 + len(tools) + 1
 	stage := 0
 	var done func(error)
 	// Each stage ends when the next begins; the last with the build.
@@ -245,24 +247,18 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 	if err != nil {
 		return nil, err
 	}
-	next("assembling pod images (pause, CoreDNS, storage)")
+	next("compiling MetalLB " + versions.MetalLB + " (controller, speaker)")
+	if bins[metallbBin], err = buildMetalLB(ctx, opts.CacheDir); err != nil {
+		return nil, err
+	}
+	next("assembling pod images (pause, CoreDNS, storage, MetalLB)")
 	images, err := podImages(rootfs, pauseBin, bins, opts.Release)
 	if err != nil {
 		return nil, err
 	}
-	next("importing " + opts.Image + " into Docker")
+	next("loading " + opts.Image + " into Docker")
 	layout := &layout{rootfs: rootfs, nodeBin: nodeBin, bins: bins, images: images}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(layout.write(pw)) }()
-	changes := []string{
-		`ENTRYPOINT ["/usr/local/bin/berth-node"]`,
-		`ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
-		`ENV KUBECONFIG=/etc/kubernetes/admin.conf`,
-		fmt.Sprintf(`LABEL %s=%s`, nodeconfig.LabelNodeRecipe, recipe),
-		fmt.Sprintf(`LABEL %s=%s`, nodeconfig.LabelKubernetesVersion, opts.Release.Kubernetes),
-	}
-	if err := store.ImportImage(ctx, pr, opts.Image, changes); err != nil {
-		pr.CloseWithError(err)
+	if err := layout.load(ctx, store, opts.CacheDir, nodeImage(opts.Image, recipe, opts.Release)); err != nil {
 		return nil, err
 	}
 	opts.Log.Info("node image built", "image", opts.Image, "recipe", recipe, "took", time.Since(started).Round(time.Second))

@@ -26,7 +26,7 @@ func (f *fakeEngine) ImageLabels(_ context.Context, ref string) (map[string]stri
 	l, ok := f.images[ref]
 	return l, ok, nil
 }
-func (f *fakeEngine) ImportImage(context.Context, io.Reader, string, []string) error { return nil }
+func (f *fakeEngine) LoadImage(context.Context, io.Reader) error { return nil }
 func (f *fakeEngine) PullImage(ctx context.Context, ref string, out io.Writer) error {
 	f.pulled = append(f.pulled, ref)
 	if f.pull == nil {

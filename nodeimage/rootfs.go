@@ -1,22 +1,20 @@
 package nodeimage
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 
+	"github.com/berth-dev/berth/nodeimage/layer"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 	"github.com/berth-dev/berth/nodeimage/ociarchive"
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
@@ -142,6 +140,11 @@ func podImages(rootfs, pauseBin string, bins map[string]string, r versions.Relea
 		}
 		out[i.file] = buf.Bytes()
 	}
+	if path := bins[metallbBin]; path != "" {
+		if out[MetalLBArchive], err = metallbArchive(path); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
 }
 
@@ -161,134 +164,90 @@ var nodeSymlinks = []string{"kubectl"}
 // emptyDirs exist in every node.
 var emptyDirs = []string{"etc/kubernetes/pki", "etc/cni/net.d", "etc/berth", "etc/containerd", "var/log/berth", "var/lib/kubelet", "opt/berth/images"}
 
-func (l *layout) write(w io.Writer) error {
-	tw := tar.NewWriter(w)
-	if err := writeTree(tw, l.rootfs); err != nil {
-		return fmt.Errorf("packing root filesystem: %w", err)
+// tree is the node image's file system as its only layer: the Debian
+// base with file capabilities and other extended attributes, berth's
+// binaries, symlinks and pod images, written the same way every time.
+func (l *layout) tree() (*layer.Layer, error) {
+	t := layer.New()
+	if err := t.AddTree(l.rootfs, "", skipInRootfs); err != nil {
+		return nil, fmt.Errorf("packing root filesystem: %w", err)
 	}
 	for _, d := range emptyDirs {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d + "/", Mode: 0o755}); err != nil {
-			return err
-		}
+		t.AddDir(d, 0o755)
 	}
-	if err := addFile(tw, "usr/local/bin/berth-node", l.nodeBin); err != nil {
-		return err
+	if err := t.AddFileFrom("usr/local/bin/berth-node", l.nodeBin, 0o755); err != nil {
+		return nil, err
 	}
 	for _, s := range nodeSymlinks {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "usr/local/bin/" + s, Linkname: "berth-node", Mode: 0o777}); err != nil {
-			return err
-		}
+		t.AddSymlink("usr/local/bin/"+s, "berth-node")
 	}
-	for _, t := range goTools {
-		if t.Dest == "" {
+	for _, tool := range goTools {
+		if tool.Dest == "" {
 			continue
 		}
-		if err := addFile(tw, strings.TrimPrefix(t.Dest, "/")+"/"+t.Name, l.bins[t.Name]); err != nil {
-			return err
+		if err := t.AddFileFrom(strings.TrimPrefix(tool.Dest, "/")+"/"+tool.Name, l.bins[tool.Name], 0o755); err != nil {
+			return nil, err
 		}
 	}
 	for name, data := range l.images {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: "opt/berth/images/" + name, Mode: 0o644, Size: int64(len(data))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(data); err != nil {
-			return err
-		}
+		t.AddFile("opt/berth/images/"+name, 0o644, data)
 	}
-	return tw.Close()
-}
-
-func addFile(tw *tar.Writer, name, src string) error {
-	f, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: st.Size()}); err != nil {
-		return err
-	}
-	_, err = io.Copy(tw, f)
-	return err
+	return t, nil
 }
 
 // skipContents are directories kept empty in the image: the engine mounts
 // its own there.
 var skipContents = map[string]bool{"dev": true, "proc": true, "sys": true, "run": true, "tmp": true}
 
-// writeTree packs a directory tree, keeping owners, modes, symlinks and
-// hard links.
-func writeTree(tw *tar.Writer, root string) error {
-	links := map[[2]uint64]string{}
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, path)
-		if err != nil || rel == "." {
-			return err
-		}
-		if rel == ".berth-complete" {
-			return nil
-		}
-		top := strings.SplitN(rel, string(filepath.Separator), 2)[0]
-		if skipContents[top] && rel != top {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		info, err := os.Lstat(path)
-		if err != nil {
-			return err
-		}
-		link := ""
-		if info.Mode()&os.ModeSymlink != 0 {
-			if link, err = os.Readlink(path); err != nil {
-				return err
-			}
-		}
-		if info.Mode()&(os.ModeDevice|os.ModeCharDevice|os.ModeNamedPipe|os.ModeSocket) != 0 {
-			return nil
-		}
-		hdr, err := tar.FileInfoHeader(info, link)
-		if err != nil {
-			return err
-		}
-		hdr.Name = filepath.ToSlash(rel)
-		if info.IsDir() {
-			hdr.Name += "/"
-		}
-		hdr.Uname, hdr.Gname = "", ""
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
-			if info.Mode().IsRegular() && st.Nlink > 1 {
-				key := [2]uint64{uint64(st.Dev), st.Ino}
-				if first, seen := links[key]; seen {
-					hdr.Typeflag = tar.TypeLink
-					hdr.Linkname = first
-					hdr.Size = 0
-					return tw.WriteHeader(hdr)
-				}
-				links[key] = hdr.Name
-			}
-		}
-		if err := tw.WriteHeader(hdr); err != nil {
-			return err
-		}
-		if info.Mode().IsRegular() {
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if _, err := io.Copy(tw, f); err != nil {
-				return fmt.Errorf("packing %s: %w", rel, err)
-			}
-		}
-		return nil
-	})
+// skipInRootfs leaves out of the base tree the contents of skipContents
+// and the cache's completion marker.
+func skipInRootfs(rel string) bool {
+	if rel == ".berth-complete" {
+		return true
+	}
+	top, _, nested := strings.Cut(rel, "/")
+	return nested && skipContents[top]
+}
+
+// nodeImage is the node image's configuration (no base image: the layer
+// is the whole file system).
+func nodeImage(ref, recipe string, r versions.Release) ociarchive.Image {
+	return ociarchive.Image{
+		Name:       ref,
+		Entrypoint: []string{"/usr/local/bin/berth-node"},
+		Env: []string{
+			"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			"KUBECONFIG=/etc/kubernetes/admin.conf",
+		},
+		Labels: map[string]string{
+			nodeconfig.LabelNodeRecipe:        recipe,
+			nodeconfig.LabelKubernetesVersion: r.Kubernetes,
+		},
+	}
+}
+
+// load writes the layout as img's only layer and loads img into the
+// engine. The image is assembled here, not by the engine (an import
+// stamps the time it ran), so its configuration — created at
+// layer.Epoch — and its layer are the same bytes for the same recipe: the
+// same image ID wherever it is built from the same inputs. The layer goes
+// through a file in dir (its digest and size head the archive), removed
+// afterwards.
+func (l *layout) load(ctx context.Context, store Store, dir string, img ociarchive.Image) error {
+	tree, err := l.tree()
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "node-layer-*.tar")
+	if err != nil {
+		return err
+	}
+	_ = f.Close()
+	defer os.Remove(f.Name())
+	rootfs, err := ociarchive.WriteLayerFile(f.Name(), tree)
+	if err != nil {
+		return err
+	}
+	img.Layers = []*ociarchive.Layer{rootfs}
+	return ociarchive.Load(ctx, store, img)
 }

@@ -73,6 +73,7 @@ func (c *Cluster) SetDefaults() {
 	if nw.DNSDomain == "" {
 		nw.DNSDomain = DefaultDNSDomain
 	}
+	c.setRegistryDefaults()
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
@@ -190,6 +191,8 @@ func (c *Cluster) Validate() error {
 	default:
 		add("networking.kubeProxyMode: %q is not nftables, iptables or none", nw.KubeProxyMode)
 	}
+	errs = append(errs, c.validateLoadBalancer()...)
+	errs = append(errs, c.validateRegistry()...)
 	if len(errs) > 0 {
 		return errs
 	}

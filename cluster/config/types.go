@@ -20,6 +20,19 @@ type Cluster struct {
 	Networking    Networking        `json:"networking,omitempty" yaml:"networking,omitempty"`
 	FeatureGates  map[string]bool   `json:"featureGates,omitempty" yaml:"featureGates,omitempty"`
 	RuntimeConfig map[string]string `json:"runtimeConfig,omitempty" yaml:"runtimeConfig,omitempty"`
+	// Registry, when set (even to {}), connects the cluster to the
+	// machine's local registry, started if it is not running.
+	Registry *RegistryConfig `json:"registry,omitempty" yaml:"registry,omitempty"`
+}
+
+// RegistryConfig is the local registry a cluster uses: one per machine,
+// shared by every cluster that asks for it, published on
+// 127.0.0.1:<port> and pulled from by the nodes as localhost:<port>.
+type RegistryConfig struct {
+	// Port is the host port (default DefaultRegistryPort). The registry
+	// is shared: a cluster asking for another port than the running
+	// registry's is refused.
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
 }
 
 // Node is one node of the cluster.
@@ -56,6 +69,13 @@ type Networking struct {
 	KubeProxyMode     string `json:"kubeProxyMode,omitempty" yaml:"kubeProxyMode,omitempty"`
 	DisableDefaultCNI bool   `json:"disableDefaultCNI,omitempty" yaml:"disableDefaultCNI,omitempty"`
 	DNSDomain         string `json:"dnsDomain,omitempty" yaml:"dnsDomain,omitempty"`
+	// LoadBalancer runs MetalLB for LoadBalancer Services (default true;
+	// false leaves it out). See loadbalancer.go.
+	LoadBalancer *bool `json:"loadBalancer,omitempty" yaml:"loadBalancer,omitempty"`
+	// LoadBalancerPool is the range MetalLB hands out: a CIDR or
+	// "first-last" inside the cluster network (default: the network's
+	// upper half, which Docker never hands out).
+	LoadBalancerPool string `json:"loadBalancerPool,omitempty" yaml:"loadBalancerPool,omitempty"`
 }
 
 // Defaults.
@@ -66,4 +86,7 @@ const (
 	DefaultAPIAddress    = "127.0.0.1"
 	DefaultProxyMode     = "nftables"
 	DefaultDNSDomain     = "cluster.local"
+	// DefaultRegistryPort is the local registry's host port, as in
+	// kind's local-registry recipe.
+	DefaultRegistryPort = 5001
 )

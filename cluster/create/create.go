@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/cluster/pki"
 	"github.com/berth-dev/berth/cluster/progress"
 	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/cluster/registry"
 )
 
 // Images makes sure node images exist in the container engine (found
@@ -44,6 +45,9 @@ type Options struct {
 	// Images ensures each node image exists; nil uses the images as they
 	// are (a missing one fails when its container is created).
 	Images Images
+	// RegistryImage makes sure the local registry's image exists (for a
+	// config with registry set); nil uses it as it is.
+	RegistryImage registry.BuildImage
 	Log    *slog.Logger
 	Status progress.Reporter
 }
@@ -103,10 +107,23 @@ func Steps(cfg *config.Cluster, wait time.Duration) []step {
 	steps := []step{
 		{name: "checking the name is free", run: checkNameFree, quiet: true},
 		{name: "ensuring the node image", run: ensureImages},
-		{name: "creating network and certificates", run: createNetworkAndPKI, undo: removeCluster},
-		{name: fmt.Sprintf("starting %d node(s)", len(cfg.Nodes)), run: startNodes},
-		{name: "writing the kubeconfig", run: writeKubeconfig, undo: removeKubeconfig, quiet: true},
-		{name: "waiting for the API server", run: waitAPIServer},
+	}
+	if cfg.Registry != nil {
+		steps = append(steps, step{name: "starting the local registry (" + registry.HostAddress(cfg.RegistryPort()) + ")", run: ensureRegistry})
+	}
+	steps = append(steps,
+		step{name: "creating network and certificates", run: createNetworkAndPKI, undo: removeCluster},
+		step{name: fmt.Sprintf("starting %d node(s)", len(cfg.Nodes)), run: startNodes},
+	)
+	if cfg.Registry != nil {
+		steps = append(steps, step{name: "connecting the local registry", run: connectRegistry, undo: disconnectRegistry, quiet: true})
+	}
+	steps = append(steps,
+		step{name: "writing the kubeconfig", run: writeKubeconfig, undo: removeKubeconfig, quiet: true},
+		step{name: "waiting for the API server", run: waitAPIServer},
+	)
+	if cfg.Registry != nil {
+		steps = append(steps, step{name: "publishing the local registry's address", run: publishRegistry, quiet: true})
 	}
 	if wait > 0 {
 		steps = append(steps,

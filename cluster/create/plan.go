@@ -9,6 +9,7 @@ import (
 	"github.com/berth-dev/berth/cluster/config"
 	"github.com/berth-dev/berth/cluster/pki"
 	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/cluster/registry"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
@@ -126,6 +127,16 @@ func plan(in PlanInput) (*Plan, error) {
 		}
 		podCIDRs[names[i]] = cidr
 	}
+	// MetalLB's address pool on the cluster network (empty: no MetalLB):
+	// by default the network's upper half, which Docker never hands out.
+	taken := append([]net.IP{in.Network.Gateway}, ips...)
+	if lb != nil {
+		taken = append(taken, lb.IP)
+	}
+	lbPool, err := cfg.LoadBalancerPoolFor(in.Network.Subnet, taken)
+	if err != nil {
+		return nil, err
+	}
 	apiPublished := lb != nil
 	for i, n := range cfg.Nodes {
 		nc := &nodeconfig.Node{
@@ -146,6 +157,7 @@ func plan(in PlanInput) (*Plan, error) {
 			FeatureGates:       cfg.FeatureGates,
 			RuntimeConfig:      cfg.RuntimeConfig,
 			KubernetesVersion:  cfg.KubernetesVersion,
+			LoadBalancerPool:   lbPool,
 		}
 		if n.Role == nodeconfig.RoleControlPlane {
 			nc.PodCIDRs = podCIDRs
@@ -156,6 +168,10 @@ func plan(in PlanInput) (*Plan, error) {
 		files, err := nodeFiles(in.PKI, admin, nc, sans, sanAddrs)
 		if err != nil {
 			return nil, err
+		}
+		if port := cfg.RegistryPort(); port > 0 {
+			// containerd's certs.d: localhost:<port> is the local registry.
+			files = append(files, registry.HostsFiles(port)...)
 		}
 		spec := provider.NodeSpec{
 			Name:    names[i],

@@ -114,6 +114,10 @@ type Provider interface {
 	ImageLabels(ctx context.Context, image string) (labels map[string]string, ok bool, err error)
 	// ImportImage turns a root filesystem tar stream into an image.
 	ImportImage(ctx context.Context, rootfs io.Reader, ref string, changes []string) error
+	// LoadImage loads the images of a docker-archive tar stream (their
+	// configurations and layers as written, so an image assembled the
+	// same way twice gets the same ID).
+	LoadImage(ctx context.Context, archive io.Reader) error
 	// PullImage pulls ref from its registry, showing progress on out; a
 	// ref with a digest is verified against it.
 	PullImage(ctx context.Context, ref string, out io.Writer) error
@@ -125,4 +129,6 @@ type Provider interface {
 	RemoveImage(ctx context.Context, ref string) error
 	// ImageDigest returns the registry digest of ref ("" if it has none).
 	ImageDigest(ctx context.Context, ref string) (string, error)
+	// Registries runs the local registry container (registry.go).
+	Registries
 }

@@ -23,27 +23,27 @@ type values struct {
 	CoreDNSImage  string
 	StorageImage  string
 	HelperImage   string
+	// LoadBalancerPool is MetalLB's address range; empty leaves MetalLB
+	// (its manifests render empty) out.
+	LoadBalancerPool       string
+	MetalLBControllerImage string
+	MetalLBSpeakerImage    string
 }
 
-// release is the Kubernetes release the add-ons run with: the node's
-// (its images are built into the node image and imported into containerd
-// at boot; nothing is pulled).
-func release(n *nodeconfig.Node) versions.Release {
-	r, err := versions.Resolve(n.KubernetesVersion)
-	if err != nil {
-		return versions.Default()
-	}
-	return r
-}
-
-// Render returns every add-on manifest for n, keyed by file name.
-func Render(n *nodeconfig.Node) (map[string][]byte, error) {
+// Render returns every add-on manifest for n, keyed by file name. The
+// images are those of r, the node's release: they are built into the node
+// image and imported into containerd at boot; nothing is pulled.
+func Render(n *nodeconfig.Node, r versions.Release) (map[string][]byte, error) {
 	v := values{
 		ClusterDomain: n.ClusterDomain,
 		DNSServiceIP:  n.DNSServiceIP,
-		CoreDNSImage:  release(n).CoreDNSImage(),
+		CoreDNSImage:  r.CoreDNSImage(),
 		StorageImage:  versions.StorageImage,
 		HelperImage:   versions.HelperImage,
+
+		LoadBalancerPool:       n.LoadBalancerPool,
+		MetalLBControllerImage: versions.MetalLBControllerImage,
+		MetalLBSpeakerImage:    versions.MetalLBSpeakerImage,
 	}
 	names, err := fs.Glob(manifests, "manifests/*.yaml")
 	if err != nil {
@@ -63,6 +63,10 @@ func Render(n *nodeconfig.Node) (map[string][]byte, error) {
 		var buf bytes.Buffer
 		if err := tmpl.Execute(&buf, v); err != nil {
 			return nil, fmt.Errorf("rendering add-on %s: %w", name, err)
+		}
+		// An add-on switched off renders to nothing.
+		if len(bytes.TrimSpace(buf.Bytes())) == 0 {
+			continue
 		}
 		out[name[len("manifests/"):]] = buf.Bytes()
 	}

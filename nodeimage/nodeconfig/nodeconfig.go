@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 )
 
 // Path is where the node configuration lives inside a node container.
@@ -86,6 +87,10 @@ type Node struct {
 	RuntimeConfig map[string]string `json:"runtimeConfig,omitempty"`
 	// KubernetesVersion is informational (the image decides what runs).
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// LoadBalancerPool is the address range ("first-last", on the cluster
+	// network) MetalLB gives LoadBalancer Services; empty leaves MetalLB
+	// out.
+	LoadBalancerPool string `json:"loadBalancerPool,omitempty"`
 }
 
 // IsControlPlane reports whether the node runs the control plane.
@@ -117,6 +122,13 @@ func (n *Node) Validate() error {
 	}
 	if n.APIServerEndpoint == "" {
 		return fmt.Errorf("node config: apiServerEndpoint is empty")
+	}
+	if n.LoadBalancerPool != "" {
+		first, last, ok := strings.Cut(n.LoadBalancerPool, "-")
+		a, b := net.ParseIP(first), net.ParseIP(last)
+		if !ok || a.To4() == nil || b.To4() == nil {
+			return fmt.Errorf("node config: loadBalancerPool %q is not an IPv4 range first-last", n.LoadBalancerPool)
+		}
 	}
 	return nil
 }

@@ -1,23 +1,38 @@
-// Package ociarchive writes single-layer container images as OCI image
-// layout tar archives, the format containerd imports. The node image uses
-// it for the images pods run from it (pause, CoreDNS), built from Go
-// binaries with no base image and no registry.
+// Package ociarchive writes container images as OCI image layout tar
+// archives, the format containerd imports (`ctr images import`); with
+// Options.Docker the same archive also carries the manifest.json that
+// Docker's image load reads (any engine version), as `docker save` has
+// written since Docker 25. The node image uses it for the images pods
+// run from it (pause, CoreDNS, ...) and for the node image itself; the
+// conformance images are built with it too. No base image, no registry.
+//
+// Archives are reproducible: layers come from package layer (sorted,
+// fixed times, normalised owners) and every image's creation time is
+// layer.Epoch, so the same inputs give the same bytes and the same image
+// IDs and digests.
 package ociarchive
 
 import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
-	"time"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/berth-dev/berth/nodeimage/layer"
 )
 
-// File is one file of the image's only layer.
+// File is one file of an image's top layer.
 type File struct {
 	Path string // inside the image, without leading slash
 	Mode int64
@@ -28,86 +43,190 @@ type File struct {
 
 // Image describes an image to write.
 type Image struct {
-	// Name is the full reference containerd registers, such as
-	// registry.k8s.io/pause:3.10.2.
-	Name       string
-	Files      []File
-	Entrypoint []string
-	Cmd        []string
-	Env        []string
-	User       string
+	// Name is the full reference containerd (and Docker) register, such
+	// as registry.k8s.io/pause:3.10.2.
+	Name string
+	// Layers are the image's layers below Files, bottom first (a base
+	// root filesystem). Images may share them; each is stored once.
+	Layers []*Layer
+	// Files make the top layer. Without Layers they make the only one
+	// (even when empty); with Layers, no files means no top layer.
+	Files        []File
+	Entrypoint   []string
+	Cmd          []string
+	Env          []string
+	User         string
+	WorkingDir   string
+	StopSignal   string
+	ExposedPorts []string // "80/tcp"
+	Labels       map[string]string
 	// Arch defaults to the running architecture.
 	Arch string
 }
 
-type descriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations,omitempty"`
-	Platform    map[string]string `json:"platform,omitempty"`
+// Options choose what an archive carries besides the OCI layout.
+type Options struct {
+	// Docker adds manifest.json (the docker-archive index, with each
+	// image's name as its tag), so that Docker's image load reads the
+	// archive too.
+	Docker bool
 }
 
-func digest(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256:" + hex.EncodeToString(sum[:])
+// Layer is one layer of an image: its uncompressed tar stream's digest
+// (the diff ID) and the blob the archive stores.
+type Layer struct {
+	DiffID digest.Digest
+	blob
 }
 
-// epoch keeps layer contents reproducible, so an unchanged image has an
-// unchanged digest.
-var epoch = time.Unix(0, 0).UTC()
+// blob is content of the archive, in memory or in a file.
+type blob struct {
+	mediaType string
+	digest    digest.Digest
+	size      int64
+	data      []byte
+	path      string
+}
 
-func layer(files []File) (compressed []byte, diffID string, err error) {
+// NewLayer writes src (an uncompressed tar stream, such as a
+// *layer.Layer) into memory, gzip-compressed: for the small layers of pod
+// images, which ship inside the node image.
+func NewLayer(src io.WriterTo) (*Layer, error) {
 	var raw bytes.Buffer
-	tw := tar.NewWriter(&raw)
-	dirs := map[string]bool{}
-	for _, f := range files {
-		for d := parentDirs(f.Path); len(d) > 0; d = d[1:] {
-			if dirs[d[0]] {
-				continue
-			}
-			dirs[d[0]] = true
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d[0] + "/", Mode: 0o755, ModTime: epoch}); err != nil {
-				return nil, "", err
-			}
-		}
-		if f.Link != "" {
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: f.Path, Linkname: f.Link, Mode: 0o777, ModTime: epoch}); err != nil {
-				return nil, "", err
-			}
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.Path, Mode: f.Mode, Size: int64(len(f.Data)), ModTime: epoch}); err != nil {
-			return nil, "", err
-		}
-		if _, err := tw.Write(f.Data); err != nil {
-			return nil, "", err
-		}
+	if _, err := src.WriteTo(&raw); err != nil {
+		return nil, err
 	}
-	if err := tw.Close(); err != nil {
-		return nil, "", err
-	}
-	diffID = digest(raw.Bytes())
 	var gz bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestSpeed)
 	if _, err := zw.Write(raw.Bytes()); err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := zw.Close(); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return gz.Bytes(), diffID, nil
+	return &Layer{
+		DiffID: digest.FromBytes(raw.Bytes()),
+		blob:   memBlob(v1.MediaTypeImageLayerGzip, gz.Bytes()),
+	}, nil
 }
 
-// parentDirs returns the parent directories of p, outermost first.
-func parentDirs(p string) []string {
-	var dirs []string
-	for i := 0; i < len(p); i++ {
-		if p[i] == '/' {
-			dirs = append(dirs, p[:i])
+// WriteLayerFile writes src (an uncompressed tar stream) to the file path,
+// hashing it on the way, and returns it as a layer stored uncompressed:
+// for a whole root filesystem going straight into an engine, where
+// compressing hundreds of megabytes would only cost time. The file must
+// stay until the archive is written.
+func WriteLayerFile(path string, src io.WriterTo) (*Layer, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	n, err := src.WriteTo(io.MultiWriter(f, h))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("writing layer %s: %w", path, err)
+	}
+	return fileLayer(path, digest.NewDigest(digest.SHA256, h), n), nil
+}
+
+// fileLayer is an uncompressed layer kept in a file.
+func fileLayer(path string, d digest.Digest, size int64) *Layer {
+	return &Layer{DiffID: d, blob: blob{mediaType: v1.MediaTypeImageLayer, digest: d, size: size, path: path}}
+}
+
+// OpenLayerFile returns the layer WriteLayerFile (or anything else)
+// wrote to path earlier, hashing it again.
+func OpenLayerFile(path string) (*Layer, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return nil, fmt.Errorf("reading layer %s: %w", path, err)
+	}
+	return fileLayer(path, digest.NewDigest(digest.SHA256, h), n), nil
+}
+
+func memBlob(mediaType string, data []byte) blob {
+	return blob{mediaType: mediaType, digest: digest.FromBytes(data), size: int64(len(data)), data: data}
+}
+
+func (b blob) descriptor() v1.Descriptor {
+	return v1.Descriptor{MediaType: b.mediaType, Digest: b.digest, Size: b.size}
+}
+
+func (b blob) name() string {
+	return v1.ImageBlobsDir + "/" + b.digest.Algorithm().String() + "/" + b.digest.Encoded()
+}
+
+func (b blob) writeTo(tw *tar.Writer) error {
+	hdr := &tar.Header{Typeflag: tar.TypeReg, Name: b.name(), Mode: 0o644, Size: b.size, ModTime: layer.Epoch}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	if b.path == "" {
+		_, err := tw.Write(b.data)
+		return err
+	}
+	f, err := os.Open(b.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.CopyN(tw, f, b.size)
+	return err
+}
+
+// layerOf is the layer of a list of files.
+func layerOf(files []File) *layer.Layer {
+	l := layer.New()
+	for _, f := range files {
+		if f.Link != "" {
+			l.AddSymlink(f.Path, f.Link)
+		} else {
+			l.AddFile(f.Path, f.Mode, f.Data)
 		}
 	}
-	return dirs
+	return l
+}
+
+// config is the image configuration img describes, its creation
+// time layer.Epoch.
+func (img *Image) config(diffIDs []digest.Digest) v1.Image {
+	created := layer.Epoch
+	cfg := v1.Image{
+		Created:  &created,
+		Platform: v1.Platform{Architecture: img.arch(), OS: "linux"},
+		Config: v1.ImageConfig{
+			User:       img.User,
+			Env:        img.Env,
+			Entrypoint: img.Entrypoint,
+			Cmd:        img.Cmd,
+			WorkingDir: img.WorkingDir,
+			Labels:     img.Labels,
+			StopSignal: img.StopSignal,
+		},
+		RootFS: v1.RootFS{Type: "layers", DiffIDs: diffIDs},
+	}
+	for _, p := range img.ExposedPorts {
+		if cfg.Config.ExposedPorts == nil {
+			cfg.Config.ExposedPorts = map[string]struct{}{}
+		}
+		cfg.Config.ExposedPorts[p] = struct{}{}
+	}
+	return cfg
+}
+
+func (img *Image) arch() string {
+	if img.Arch != "" {
+		return img.Arch
+	}
+	return runtime.GOARCH
 }
 
 // Write writes img to w as an OCI image layout tar archive.
@@ -118,123 +237,162 @@ func Write(w io.Writer, img Image) error { return WriteImages(w, img) }
 // (the same files make the same layer) are stored once, so images that
 // differ only in their configuration (a multicall binary with another
 // entrypoint) cost one layer.
-func WriteImages(w io.Writer, imgs ...Image) error {
+func WriteImages(w io.Writer, imgs ...Image) error { return WriteArchive(w, Options{}, imgs...) }
+
+// dockerManifest is one entry of a docker-archive's manifest.json.
+type dockerManifest struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// WriteArchive writes imgs into one archive, as WriteImages does, with
+// what opts adds.
+func WriteArchive(w io.Writer, opts Options, imgs ...Image) error {
 	if len(imgs) == 0 {
 		return fmt.Errorf("no image to write")
 	}
-	var blobs [][]byte
-	seen := map[string]bool{}
-	addBlob := func(b []byte) {
-		if d := digest(b); !seen[d] {
-			seen[d] = true
+	var blobs []blob
+	seen := map[digest.Digest]bool{}
+	add := func(b blob) {
+		if !seen[b.digest] {
+			seen[b.digest] = true
 			blobs = append(blobs, b)
 		}
 	}
-	var manifests []descriptor
-	type built struct {
-		files  []File
-		blob   []byte
-		diffID string
-	}
-	var layers []built
+	var made filesLayers
+	index := v1.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageIndex}
+	var docker []dockerManifest
 	for _, img := range imgs {
-		arch := img.Arch
-		if arch == "" {
-			arch = runtime.GOARCH
+		layers, err := img.layers(&made)
+		if err != nil {
+			return err
 		}
-		var layerBlob []byte
-		var diffID string
+		manifest := v1.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageManifest}
+		var diffIDs []digest.Digest
+		var dockerLayers []string
 		for _, l := range layers {
-			if sameFiles(l.files, img.Files) {
-				layerBlob, diffID = l.blob, l.diffID
-				break
-			}
+			diffIDs = append(diffIDs, l.DiffID)
+			manifest.Layers = append(manifest.Layers, l.descriptor())
+			dockerLayers = append(dockerLayers, l.name())
+			add(l.blob)
 		}
-		if layerBlob == nil {
-			var err error
-			if layerBlob, diffID, err = layer(img.Files); err != nil {
-				return fmt.Errorf("building layer of %s: %w", img.Name, err)
-			}
-			layers = append(layers, built{img.Files, layerBlob, diffID})
-		}
-		config := map[string]any{
-			"architecture": arch,
-			"os":           "linux",
-			"created":      epoch.Format(time.RFC3339),
-			"config": map[string]any{
-				"Entrypoint": img.Entrypoint,
-				"Cmd":        img.Cmd,
-				"Env":        img.Env,
-				"User":       img.User,
-			},
-			"rootfs": map[string]any{"type": "layers", "diff_ids": []string{diffID}},
-		}
-		configBlob, err := json.Marshal(config)
+		config, err := img.configBlob(diffIDs)
 		if err != nil {
 			return err
 		}
-		manifest := map[string]any{
-			"schemaVersion": 2,
-			"mediaType":     "application/vnd.oci.image.manifest.v1+json",
-			"config":        descriptor{MediaType: "application/vnd.oci.image.config.v1+json", Digest: digest(configBlob), Size: int64(len(configBlob))},
-			"layers":        []descriptor{{MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", Digest: digest(layerBlob), Size: int64(len(layerBlob))}},
-		}
-		manifestBlob, err := json.Marshal(manifest)
+		manifest.Config = config.descriptor()
+		manifestJSON, err := json.Marshal(manifest)
 		if err != nil {
 			return err
 		}
-		addBlob(layerBlob)
-		addBlob(configBlob)
-		addBlob(manifestBlob)
-		manifests = append(manifests, descriptor{
-			MediaType: "application/vnd.oci.image.manifest.v1+json",
-			Digest:    digest(manifestBlob),
-			Size:      int64(len(manifestBlob)),
-			Annotations: map[string]string{
-				"io.containerd.image.name":          img.Name,
-				"org.opencontainers.image.ref.name": img.Name,
-			},
-			Platform: map[string]string{"architecture": arch, "os": "linux"},
-		})
+		m := memBlob(v1.MediaTypeImageManifest, manifestJSON)
+		add(config)
+		add(m)
+		desc := m.descriptor()
+		desc.Annotations = map[string]string{
+			"io.containerd.image.name": img.Name,
+			v1.AnnotationRefName:       img.Name,
+		}
+		desc.Platform = &v1.Platform{Architecture: img.arch(), OS: "linux"}
+		index.Manifests = append(index.Manifests, desc)
+		docker = append(docker, dockerManifest{Config: config.name(), RepoTags: []string{img.Name}, Layers: dockerLayers})
 	}
-	index := map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.index.v1+json",
-		"manifests":     manifests,
-	}
-	indexBlob, err := json.Marshal(index)
+	indexJSON, err := json.Marshal(index)
 	if err != nil {
 		return err
 	}
-
-	tw := tar.NewWriter(w)
-	entries := []struct {
+	layoutJSON, err := json.Marshal(v1.ImageLayout{Version: v1.ImageLayoutVersion})
+	if err != nil {
+		return err
+	}
+	files := []struct {
 		name string
 		data []byte
-	}{
-		{"oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)},
-		{"index.json", indexBlob},
-	}
-	for _, b := range blobs {
-		entries = append(entries, struct {
+	}{{v1.ImageLayoutFile, layoutJSON}, {v1.ImageIndexFile, indexJSON}}
+	if opts.Docker {
+		dockerJSON, err := json.Marshal(docker)
+		if err != nil {
+			return err
+		}
+		files = append(files, struct {
 			name string
 			data []byte
-		}{blobPath(b), b})
+		}{"manifest.json", dockerJSON})
+	}
+
+	tw := tar.NewWriter(w)
+	for _, f := range files {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: f.name, Mode: 0o644, Size: int64(len(f.data)), ModTime: layer.Epoch}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return err
+		}
 	}
 	for _, dir := range []string{"blobs/", "blobs/sha256/"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: epoch}); err != nil {
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir, Mode: 0o755, ModTime: layer.Epoch}); err != nil {
 			return err
 		}
 	}
-	for _, e := range entries {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: e.name, Mode: 0o644, Size: int64(len(e.data)), ModTime: epoch}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			return err
+	for _, b := range blobs {
+		if err := b.writeTo(tw); err != nil {
+			return fmt.Errorf("writing blob %s: %w", b.digest, err)
 		}
 	}
 	return tw.Close()
+}
+
+// filesLayers remembers the layers made of Files, so that images of the
+// same files share one.
+type filesLayers []filesLayer
+
+type filesLayer struct {
+	files []File
+	layer *Layer
+}
+
+// layers returns img's layers, bottom first, making the one of its Files.
+func (img *Image) layers(made *filesLayers) ([]*Layer, error) {
+	layers := append([]*Layer(nil), img.Layers...)
+	if len(img.Files) == 0 && len(layers) > 0 {
+		return layers, nil
+	}
+	for _, m := range *made {
+		if sameFiles(m.files, img.Files) {
+			return append(layers, m.layer), nil
+		}
+	}
+	top, err := NewLayer(layerOf(img.Files))
+	if err != nil {
+		return nil, fmt.Errorf("building layer of %s: %w", img.Name, err)
+	}
+	*made = append(*made, filesLayer{img.Files, top})
+	return append(layers, top), nil
+}
+
+func (img *Image) configBlob(diffIDs []digest.Digest) (blob, error) {
+	configJSON, err := json.Marshal(img.config(diffIDs))
+	if err != nil {
+		return blob{}, err
+	}
+	return memBlob(v1.MediaTypeImageConfig, configJSON), nil
+}
+
+// ID is the ID Docker gives the image once loaded, the digest of its
+// configuration; the same image written again has the same ID.
+func (img *Image) ID() (digest.Digest, error) {
+	var made filesLayers
+	layers, err := img.layers(&made)
+	if err != nil {
+		return "", err
+	}
+	var diffIDs []digest.Digest
+	for _, l := range layers {
+		diffIDs = append(diffIDs, l.DiffID)
+	}
+	config, err := img.configBlob(diffIDs)
+	return config.digest, err
 }
 
 // sameFiles reports whether two file lists make the same layer.
@@ -250,6 +408,27 @@ func sameFiles(a, b []File) bool {
 	return true
 }
 
-func blobPath(b []byte) string {
-	return "blobs/sha256/" + digest(b)[len("sha256:"):]
+// Loader is a container engine that loads docker-archive streams
+// (Docker's image load).
+type Loader interface {
+	LoadImage(ctx context.Context, archive io.Reader) error
+}
+
+// Load streams imgs into e as one archive (with Options.Docker), as it is
+// written.
+func Load(ctx context.Context, e Loader, imgs ...Image) error {
+	pr, pw := io.Pipe()
+	written := make(chan error, 1)
+	go func() {
+		err := WriteArchive(pw, Options{Docker: true}, imgs...)
+		pw.CloseWithError(err)
+		written <- err
+	}()
+	err := e.LoadImage(ctx, pr)
+	// Unblocks the writer if the engine stopped reading early.
+	pr.CloseWithError(errors.New("image load ended"))
+	if werr := <-written; err == nil && werr != nil {
+		err = fmt.Errorf("writing images: %w", werr)
+	}
+	return err
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/cluster/config"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 
 	"github.com/docker/docker/api/types/container"
@@ -92,11 +93,18 @@ func (p *Provider) CreateNetwork(ctx context.Context, cluster string) (*provider
 		return nil, fmt.Errorf("no free /24 left for the cluster network: delete unused Docker networks")
 	}
 	gateway := provider.NthIP(subnet, 1)
+	// Docker hands out the lower half only (the nodes' static addresses
+	// are there too): the upper half is the LoadBalancer pool.
+	containers, err := config.ContainerRange(subnet)
+	if err != nil {
+		return nil, err
+	}
 	name := NetworkName(cluster)
 	_, err = p.api.NetworkCreate(ctx, name, network.CreateOptions{
 		Driver: "bridge",
 		IPAM: &network.IPAM{Config: []network.IPAMConfig{{
 			Subnet:  subnet.String(),
+			IPRange: containers.String(),
 			Gateway: gateway.String(),
 		}}},
 		Options: map[string]string{"com.docker.network.driver.mtu": "1500"},

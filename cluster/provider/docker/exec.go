@@ -147,9 +147,36 @@ func (p *Provider) ImportImage(ctx context.Context, rootfs io.Reader, ref string
 		return fmt.Errorf("importing image %s: %w", ref, err)
 	}
 	defer rc.Close()
-	// The engine streams JSON progress messages; a failure arrives as one
-	// with an error field, not as an HTTP error.
-	dec := json.NewDecoder(rc)
+	if err := progressError(rc); err != nil {
+		return fmt.Errorf("importing image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// LoadImage loads the images of a docker-archive tar stream (`docker
+// load`). Unlike ImportImage it keeps the configuration it is given,
+// creation time included.
+func (p *Provider) LoadImage(ctx context.Context, archive io.Reader) error {
+	resp, err := p.api.ImageLoad(ctx, archive, client.ImageLoadWithQuiet(true))
+	if err != nil {
+		return fmt.Errorf("loading images into Docker: %w", err)
+	}
+	defer resp.Body.Close()
+	if !resp.JSON {
+		_, err := io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	if err := progressError(resp.Body); err != nil {
+		return fmt.Errorf("loading images into Docker: %w", err)
+	}
+	return nil
+}
+
+// progressError reads the engine's stream of JSON progress messages to
+// its end: a failure arrives as one with an error field, not as an HTTP
+// error.
+func progressError(r io.Reader) error {
+	dec := json.NewDecoder(r)
 	for {
 		var msg struct {
 			Error string `json:"error"`
@@ -158,10 +185,10 @@ func (p *Provider) ImportImage(ctx context.Context, rootfs io.Reader, ref string
 			if errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("importing image %s: %w", ref, err)
+			return err
 		}
 		if msg.Error != "" {
-			return fmt.Errorf("importing image %s: %s", ref, msg.Error)
+			return errors.New(msg.Error)
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/berth-dev/berth/cluster/create"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
 	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/cluster/registry"
 	"github.com/berth-dev/berth/nodeimage"
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
@@ -34,6 +35,8 @@ type CreateOptions struct {
 	Wait          time.Duration
 	Retain        bool
 	Kubeconfig    string
+	// Registry connects the cluster to the local registry (registry: {}).
+	Registry bool
 
 	cfg *config.Cluster
 }
@@ -75,6 +78,7 @@ berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
 	f.IntVar(&o.ControlPlanes, "control-planes", 0, "number of control-plane nodes (3 gives an etcd quorum that survives losing one)")
 	f.DurationVar(&o.Wait, "wait", 5*time.Minute, "wait up to this long for nodes Ready and DNS available (0: only for the API server)")
 	f.BoolVar(&o.Retain, "retain", false, "keep the nodes when create fails, for debugging")
+	f.BoolVar(&o.Registry, "registry", false, "use the local registry (started if needed; push to localhost:5001, pods pull localhost:5001/...); a port: registry: {port: N} in --config")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file to merge the context into (default $KUBECONFIG or ~/.kube/config)")
 	cmd.AddCommand(cluster)
 	return cmd
@@ -137,6 +141,9 @@ func (o *CreateOptions) Complete(cmd *cobra.Command) error {
 			cfg.Nodes[i].Image = o.Image
 		}
 	}
+	if o.Registry && cfg.Registry == nil {
+		cfg.Registry = &config.RegistryConfig{}
+	}
 	cfg.SetDefaults()
 	if o.Kubeconfig == "" {
 		path, err := kubeconfig.DefaultPath()
@@ -176,6 +183,7 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		Retain:         o.Retain,
 		KubeconfigPath: o.Kubeconfig,
 		Images:         imageEnsurer(o.Globals, p),
+		RegistryImage:  registryImageBuilder(o.Globals, p),
 		Log:            o.Log(),
 		Status:         o.Status(),
 	})
@@ -194,6 +202,10 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		next += " --name " + res.Name
 	}
 	fmt.Fprintf(o.ErrOut, "  next: %s    (or: kubectl --context %s get pods -A)\n", theme.Bold.Render(next), res.Context)
+	if port := o.cfg.RegistryPort(); port > 0 {
+		addr := registry.HostAddress(port)
+		fmt.Fprintf(o.ErrOut, "  registry: docker push %s/app:dev, then image: %s/app:dev in a pod    (berth get registry)\n", addr, addr)
+	}
 	return nil
 }
 

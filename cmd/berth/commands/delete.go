@@ -32,7 +32,7 @@ type DeleteOptions struct {
 }
 
 func newDeleteCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "delete", Short: "Delete clusters"}
+	cmd := &cobra.Command{Use: "delete", Short: "Delete clusters, or the local registry"}
 	o := &DeleteOptions{Globals: g}
 	one := &cobra.Command{
 		Use:   "cluster",
@@ -74,7 +74,7 @@ terminal you are asked to confirm first (--yes skips the question).`,
 	many.Flags().BoolVarP(&o.All, "all", "A", false, "delete every berth cluster")
 	many.Flags().BoolVarP(&o.Yes, "yes", "y", false, "do not ask for confirmation")
 	many.Flags().StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file to remove the contexts from")
-	cmd.AddCommand(one, many)
+	cmd.AddCommand(one, many, newDeleteRegistryCommand(g))
 	return cmd
 }
 

@@ -20,7 +20,7 @@ import (
 )
 
 func newGetCommand(g *Globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "get", Short: "Show clusters, nodes and kubeconfigs"}
+	cmd := &cobra.Command{Use: "get", Short: "Show clusters, nodes, kubeconfigs and the local registry"}
 	var output string
 
 	clusters := &cobra.Command{
@@ -134,7 +134,7 @@ func newGetCommand(g *Globals) *cobra.Command {
 	kc.Flags().BoolVar(&internal, "internal", false, "reserved: address the API server by its node IP")
 	_ = kc.Flags().MarkHidden("internal")
 
-	cmd.AddCommand(clusters, nodes, kc)
+	cmd.AddCommand(clusters, nodes, kc, newGetRegistryCommand(g))
 	return cmd
 }
 

@@ -1,0 +1,124 @@
+package nodeimage
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/nodeimage/versions"
+)
+
+func TestMakeImportable(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("main.go", "// Copyright\n\npackage main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(helper())\n}\n")
+	write("helper.go", "package main\n\nfunc helper() string { return \"main\" }\n")
+	if err := makeImportable(dir, "speaker"); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "main.go"))
+	if !strings.Contains(string(got), "package speaker\n") || !strings.Contains(string(got), "func Main() {") || strings.Contains(string(got), "func main()") {
+		t.Errorf("main.go not rewritten:\n%s", got)
+	}
+	helper, _ := os.ReadFile(filepath.Join(dir, "helper.go"))
+	if !strings.HasPrefix(string(helper), "package speaker\n") || !strings.Contains(string(helper), `return "main"`) {
+		t.Errorf("helper.go rewritten wrongly:\n%s", helper)
+	}
+
+	// A layout berth does not know is an error, not a silent mis-build.
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "run.go"), []byte("package main\n\nfunc run() {}\n"), 0o644)
+	if err := makeImportable(other, "controller"); err == nil {
+		t.Error("a package without func main() was accepted")
+	}
+}
+
+func TestEditMetalLBModule(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "go.mod")
+	os.WriteFile(path, []byte("module go.universe.tf/metallb\n\ngo 1.26.0\n\ntoolchain go1.26.9\n\nrequire github.com/metallb/frr-k8s v0.0.27\n"), 0o644)
+	if err := editMetalLBModule(path); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	if strings.Contains(string(got), "toolchain") {
+		t.Errorf("toolchain line kept:\n%s", got)
+	}
+	if !strings.Contains(string(got), "replace github.com/metallb/frr-k8s => github.com/metallb/frr-k8s "+frrK8sServed) {
+		t.Errorf("frr-k8s not replaced:\n%s", got)
+	}
+	os.WriteFile(path, []byte("module example.com/other\n"), 0o644)
+	if err := editMetalLBModule(path); err == nil {
+		t.Error("another module's go.mod was edited")
+	}
+}
+
+// Both images share one layer: the archive holds it once.
+func TestMetalLBImagesShareTheirLayer(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "metallb")
+	os.WriteFile(bin, bytes.Repeat([]byte("metallb"), 1000), 0o755)
+	data, err := metallbArchive(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := 0
+	var index struct {
+		Manifests []struct{ Annotations map[string]string }
+	}
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(h.Name, "blobs/sha256/") && h.Typeflag == tar.TypeReg {
+			blobs++
+		}
+		if h.Name == "index.json" {
+			if err := json.NewDecoder(tr).Decode(&index); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// one layer, two configs, two manifests
+	if blobs != 5 {
+		t.Errorf("archive holds %d blobs, want 5", blobs)
+	}
+	var names []string
+	for _, m := range index.Manifests {
+		names = append(names, m.Annotations["io.containerd.image.name"])
+	}
+	if len(names) != 2 || names[0] != versions.MetalLBControllerImage || names[1] != versions.MetalLBSpeakerImage {
+		t.Errorf("images = %v", names)
+	}
+}
+
+// TestBuildMetalLB compiles MetalLB from the module proxy (minutes, and
+// network): only when BERTH_TEST_METALLB_CACHE names a cache directory.
+func TestBuildMetalLB(t *testing.T) {
+	cache := os.Getenv("BERTH_TEST_METALLB_CACHE")
+	if cache == "" {
+		t.Skip("set BERTH_TEST_METALLB_CACHE to a cache directory to compile MetalLB")
+	}
+	path, err := buildMetalLB(context.Background(), cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d bytes", path, st.Size())
+}
