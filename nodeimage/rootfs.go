@@ -3,14 +3,11 @@ package nodeimage
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/berth-dev/berth/nodeimage/layer"
@@ -41,58 +38,13 @@ var pruned = []string{
 	"usr/bin/apt*", "usr/lib/apt", "usr/lib/*-linux-gnu/libapt-*", "usr/share/bash-completion",
 }
 
-// baseRootfs returns a cached debootstrap tree, creating it if needed.
+// baseRootfs returns the node's cached Debian tree, creating it if needed.
 func baseRootfs(ctx context.Context, cacheDir, mirror string, log *slog.Logger) (string, error) {
-	h := sha256.Sum256([]byte(versions.DebianSuite + "|" + mirror + "|" + runtime.GOARCH + "|" + strings.Join(Packages, ",") + "|" + strings.Join(pruned, ",")))
-	dir := filepath.Join(cacheDir, "rootfs-"+hex.EncodeToString(h[:])[:12])
-	if _, err := os.Stat(filepath.Join(dir, ".berth-complete")); err == nil {
-		return dir, nil
-	}
-	if os.Geteuid() != 0 {
+	dir, err := DebianTree{Prefix: "rootfs", Mirror: mirror, Packages: Packages, Prune: pruned}.Ensure(ctx, cacheDir, log)
+	if errors.Is(err, ErrDebootstrapNeedsRoot) {
 		return "", errNotRoot
 	}
-	if _, err := exec.LookPath("debootstrap"); err != nil {
-		return "", fmt.Errorf("building the node image needs debootstrap: apt-get install debootstrap (or run hack/install-deps.sh)")
-	}
-	tmp := dir + ".tmp"
-	_ = os.RemoveAll(tmp)
-	args := []string{"--variant=minbase", "--include=" + strings.Join(Packages, ","), "--components=main", versions.DebianSuite, tmp, mirror}
-	cmd := exec.CommandContext(ctx, "debootstrap", args...)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	log.Info("running debootstrap", "mirror", mirror)
-	if err := cmd.Run(); err != nil {
-		tail := out.String()
-		if len(tail) > 3000 {
-			tail = tail[len(tail)-3000:]
-		}
-		_ = os.RemoveAll(tmp)
-		return "", fmt.Errorf("debootstrap %s from %s: %w\n%s", versions.DebianSuite, mirror, err, tail)
-	}
-	for _, p := range pruned {
-		matches, _ := filepath.Glob(filepath.Join(tmp, p))
-		for _, m := range matches {
-			_ = os.RemoveAll(m)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(tmp, ".berth-complete"), nil, 0o644); err != nil {
-		return "", err
-	}
-	_ = os.RemoveAll(dir)
-	if err := os.Rename(tmp, dir); err != nil {
-		return "", err
-	}
-	// Trees of earlier recipes (another package list, mirror or suite)
-	// are ~100 MB each and never used again.
-	if old, err := filepath.Glob(filepath.Join(cacheDir, "rootfs-*")); err == nil {
-		for _, o := range old {
-			if o != dir && !strings.HasSuffix(o, ".tmp") {
-				_ = os.RemoveAll(o)
-			}
-		}
-	}
-	return dir, nil
+	return dir, err
 }
 
 // busyboxApplets are linked in the storage helper image: what the
