@@ -15,8 +15,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/berth-dev/berth/cluster/kubeconfig"
-	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
 // ErrNotFound is returned for a cluster that does not exist.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -247,6 +248,9 @@ func buildRegistryBinary(ctx context.Context, cacheDir string) (string, error) {
 	final := filepath.Join(dir, "registry-"+RegistryVersion+"-"+RegistryRecipe())
 	if _, err := os.Stat(final); err == nil {
 		return final, nil
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		return "", fmt.Errorf("the local registry is built from source the first time and that needs a Go toolchain (go 1.26 or newer): install Go, or load an image %s built elsewhere (docker save/load)", RegistryImage)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err

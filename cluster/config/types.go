@@ -10,16 +10,16 @@ const (
 
 // Cluster describes a cluster to create.
 type Cluster struct {
-	APIVersion    string            `json:"apiVersion,omitempty" yaml:"apiVersion,omitempty"`
-	Kind          string            `json:"kind,omitempty" yaml:"kind,omitempty"`
-	Name          string            `json:"name,omitempty" yaml:"name,omitempty"`
+	APIVersion string `json:"apiVersion,omitempty" yaml:"apiVersion,omitempty"`
+	Kind       string `json:"kind,omitempty" yaml:"kind,omitempty"`
+	Name       string `json:"name,omitempty" yaml:"name,omitempty"`
 	// KubernetesVersion is a supported version (vX.Y.Z) or minor (vX.Y);
 	// empty selects the default. A node's image overrides it.
-	KubernetesVersion string `json:"kubernetesVersion,omitempty" yaml:"kubernetesVersion,omitempty"`
-	Nodes         []Node            `json:"nodes,omitempty" yaml:"nodes,omitempty"`
-	Networking    Networking        `json:"networking,omitempty" yaml:"networking,omitempty"`
-	FeatureGates  map[string]bool   `json:"featureGates,omitempty" yaml:"featureGates,omitempty"`
-	RuntimeConfig map[string]string `json:"runtimeConfig,omitempty" yaml:"runtimeConfig,omitempty"`
+	KubernetesVersion string            `json:"kubernetesVersion,omitempty" yaml:"kubernetesVersion,omitempty"`
+	Nodes             []Node            `json:"nodes,omitempty" yaml:"nodes,omitempty"`
+	Networking        Networking        `json:"networking,omitempty" yaml:"networking,omitempty"`
+	FeatureGates      map[string]bool   `json:"featureGates,omitempty" yaml:"featureGates,omitempty"`
+	RuntimeConfig     map[string]string `json:"runtimeConfig,omitempty" yaml:"runtimeConfig,omitempty"`
 	// Registry, when set (even to {}), connects the cluster to the
 	// machine's local registry, started if it is not running.
 	Registry *RegistryConfig `json:"registry,omitempty" yaml:"registry,omitempty"`

@@ -48,8 +48,8 @@ type Options struct {
 	// RegistryImage makes sure the local registry's image exists (for a
 	// config with registry set); nil uses it as it is.
 	RegistryImage registry.BuildImage
-	Log    *slog.Logger
-	Status progress.Reporter
+	Log           *slog.Logger
+	Status        progress.Reporter
 }
 
 // Result describes the created cluster.
@@ -116,7 +116,7 @@ func Steps(cfg *config.Cluster, wait time.Duration) []step {
 		step{name: fmt.Sprintf("starting %d node(s)", len(cfg.Nodes)), run: startNodes},
 	)
 	if cfg.Registry != nil {
-		steps = append(steps, step{name: "connecting the local registry", run: connectRegistry, undo: disconnectRegistry, quiet: true})
+		steps = append(steps, step{name: "connecting the local registry", run: connectRegistry, undo: disconnectRegistry})
 	}
 	steps = append(steps,
 		step{name: "writing the kubeconfig", run: writeKubeconfig, undo: removeKubeconfig, quiet: true},

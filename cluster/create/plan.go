@@ -169,10 +169,6 @@ func plan(in PlanInput) (*Plan, error) {
 		if err != nil {
 			return nil, err
 		}
-		if port := cfg.RegistryPort(); port > 0 {
-			// containerd's certs.d: localhost:<port> is the local registry.
-			files = append(files, registry.HostsFiles(port)...)
-		}
 		spec := provider.NodeSpec{
 			Name:    names[i],
 			Cluster: cfg.Name,
@@ -182,6 +178,10 @@ func plan(in PlanInput) (*Plan, error) {
 			IP:      ips[i],
 			Files:   files,
 			Labels:  map[string]string{nodeconfig.LabelKubernetesVersion: cfg.KubernetesVersion},
+		}
+		if port := cfg.RegistryPort(); port > 0 {
+			// containerd's certs.d: localhost:<port> is the local registry.
+			registry.UseIn(&spec, port)
 		}
 		for _, pm := range n.ExtraPortMappings {
 			spec.Ports = append(spec.Ports, provider.PortMapping{ListenAddress: pm.ListenAddress, HostPort: pm.HostPort, ContainerPort: pm.ContainerPort, Protocol: pm.Protocol})

@@ -52,6 +52,9 @@ func withRegistry(t *testing.T, c *config.Cluster, port int) *config.Cluster {
 func TestPlanGivesEveryNodeTheRegistryHosts(t *testing.T) {
 	p := planFor(t, withRegistry(t, cluster(t, nodeconfig.RoleControlPlane, nodeconfig.RoleWorker), 5003))
 	for _, n := range p.Nodes {
+		if n.Spec.Labels[registry.Label] != "5003" {
+			t.Errorf("%s: labels %v", n.Spec.Name, n.Spec.Labels)
+		}
 		f := files(n)
 		for _, host := range []string{"localhost:5003", "berth-registry:5000"} {
 			hosts, ok := f["/etc/containerd/certs.d/"+host+"/hosts.toml"]

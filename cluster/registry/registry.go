@@ -73,6 +73,17 @@ func HostsFiles(port int) []provider.File {
 	return files
 }
 
+// UseIn makes a node use the registry on port: containerd's certs.d
+// files (HostsFiles), and the label by which a registry created later
+// (after `berth delete registry`) finds the clusters to attach to.
+func UseIn(spec *provider.NodeSpec, port int) {
+	spec.Files = append(spec.Files, HostsFiles(port)...)
+	if spec.Labels == nil {
+		spec.Labels = map[string]string{}
+	}
+	spec.Labels[Label] = strconv.Itoa(port)
+}
+
 // Spec is the registry container for port.
 func Spec(port int) provider.RegistrySpec {
 	return provider.RegistrySpec{
@@ -133,7 +144,31 @@ func Ensure(ctx context.Context, p provider.Provider, port int, build BuildImage
 	if err := waitReady(ctx, port, 30*time.Second); err != nil {
 		return nil, err
 	}
+	if err := reconnect(ctx, p, port); err != nil {
+		return nil, err
+	}
 	return p.GetRegistry(ctx, Name)
+}
+
+// reconnect attaches a new registry to the networks of the clusters
+// whose nodes use it (a registry deleted and created again serves them
+// again).
+func reconnect(ctx context.Context, p provider.Provider, port int) error {
+	nodes, err := p.ListNodes(ctx, "")
+	if err != nil {
+		return err
+	}
+	done := map[string]bool{}
+	for _, n := range nodes {
+		if n.Cluster == "" || done[n.Cluster] || n.Labels[Label] != strconv.Itoa(port) {
+			continue
+		}
+		done[n.Cluster] = true
+		if err := Connect(ctx, p, clusterNetworkPrefix+n.Cluster); err != nil {
+			return fmt.Errorf("attaching the registry to cluster %s: %w", n.Cluster, err)
+		}
+	}
+	return nil
 }
 
 // portFree refuses a port another program listens on, before anything

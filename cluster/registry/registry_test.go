@@ -26,6 +26,14 @@ server = "http://berth-registry:5000"
 	}
 }
 
+func TestUseIn(t *testing.T) {
+	spec := provider.NodeSpec{Name: "n", Files: []provider.File{{Path: "/etc/berth/node.json"}}}
+	UseIn(&spec, 5001)
+	if len(spec.Files) != 3 || spec.Labels[Label] != "5001" {
+		t.Errorf("spec %+v", spec)
+	}
+}
+
 func TestHostsFiles(t *testing.T) {
 	files := HostsFiles(5002)
 	var paths []string
@@ -45,6 +53,7 @@ func TestHostsFiles(t *testing.T) {
 type fakeRegistries struct {
 	provider.Provider
 	reg   *provider.Registry
+	nodes []provider.Node
 	calls []string
 	// serve, when set, makes CreateRegistry and StartRegistry start an
 	// HTTP server answering /v2/ on the registry's port.
@@ -83,6 +92,15 @@ func (f *fakeRegistries) DeleteRegistry(_ context.Context, name, volume string) 
 	return nil
 }
 
+func (f *fakeRegistries) ListNodes(context.Context, string) ([]provider.Node, error) {
+	return f.nodes, nil
+}
+
+func (f *fakeRegistries) ConnectRegistry(_ context.Context, name, network string) error {
+	f.calls = append(f.calls, "connect "+name+" "+network)
+	return nil
+}
+
 func (f *fakeRegistries) VolumeSize(context.Context, string) (int64, error) { return 1234, nil }
 
 // freePort returns a port nothing listens on.
@@ -117,13 +135,22 @@ func serveV2(t *testing.T) func(port int) {
 
 func TestEnsureCreatesAMissingRegistry(t *testing.T) {
 	port := freePort(t)
-	f := &fakeRegistries{serve: serveV2(t)}
+	// Clusters created with this registry before it was deleted get it
+	// back; others do not.
+	uses := map[string]string{Label: strconv.Itoa(port)}
+	f := &fakeRegistries{serve: serveV2(t), nodes: []provider.Node{
+		{Name: "old-control-plane", Cluster: "old", Labels: uses},
+		{Name: "old-worker", Cluster: "old", Labels: uses},
+		{Name: "plain-control-plane", Cluster: "plain"},
+		{Name: "elsewhere-control-plane", Cluster: "elsewhere", Labels: map[string]string{Label: "5999"}},
+	}}
 	built := 0
 	r, err := Ensure(context.Background(), f, port, func(context.Context) error { built++; return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if built != 1 || len(f.calls) != 1 || !strings.HasPrefix(f.calls[0], "create berth-registry berth/registry:v3.1.2 berth-registry-data "+strconv.Itoa(port)) {
+	if built != 1 || len(f.calls) != 2 || !strings.HasPrefix(f.calls[0], "create berth-registry berth/registry:v3.1.2 berth-registry-data "+strconv.Itoa(port)) ||
+		f.calls[1] != "connect berth-registry berth-old" {
 		t.Errorf("built %d times, calls %q", built, f.calls)
 	}
 	if r == nil || r.Labels[Label] != strconv.Itoa(port) {

@@ -136,7 +136,6 @@ func FreeSubnet(used []*net.IPNet) *net.IPNet {
 	return nil
 }
 
-
 // isPrivilegeRefusal tells whether starting a privileged container failed
 // because the engine may not grant every capability (as in sandboxes whose
 // bounding set lacks CAP_SYS_RESOURCE).

@@ -126,9 +126,9 @@ func newDeleteRegistryCommand(g *Globals) *cobra.Command {
 		Short: "Delete the local registry, its data volume and every image in it",
 		Long: `Delete the machine's local registry (berth create cluster --registry): its
 container and its data volume, with every image pushed to it. Clusters that
-use it keep running; their pulls from localhost:<port> fail until a cluster
-is created with --registry again. At a terminal you are asked to confirm
-(--yes skips the question).`,
+use it keep running; their pulls from localhost:<port> fail until the next
+create cluster --registry starts a new, empty registry (attached to them
+again). At a terminal you are asked to confirm (--yes skips the question).`,
 		Example: "  berth delete registry\n  berth delete registry --yes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
