@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/nodeimage/layer"
 	"github.com/berth-dev/berth/nodeimage/ociarchive"
+	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
 // The local registry (`berth create cluster --registry`) is the CNCF
@@ -31,10 +32,9 @@ import (
 
 const (
 	registryModule = "github.com/distribution/distribution/v3"
-	// RegistryVersion is the pinned registry release. It lives here, not
-	// in nodeimage/versions, because every byte of that module is part of
-	// the node image's recipe, and the registry is not in the node image.
-	RegistryVersion = "v3.1.2"
+	// RegistryVersion is the pinned registry release (nodeimage/versions,
+	// where every version lives).
+	RegistryVersion = versions.Registry
 	// RegistryImage is the local registry's image.
 	RegistryImage = "berth/registry:" + RegistryVersion
 	// LabelRegistryRecipe is the registry image's recipe hash.

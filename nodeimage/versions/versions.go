@@ -106,11 +106,14 @@ const NodeImageRepo = "berth/node"
 // Components compiled into every node image from the Go module proxy,
 // whatever the Kubernetes version.
 const (
-	Containerd  = "v2.4.2"
-	Runc        = "v1.5.2"
-	CNIPlugins  = "v1.9.1"
-	LocalPath   = "v0.0.30"
-	MetalLB     = "v0.16.2"
+	Containerd = "v2.4.2"
+	Runc       = "v1.5.2"
+	CNIPlugins = "v1.9.1"
+	LocalPath  = "v0.0.30"
+	MetalLB    = "v0.16.2"
+	// Registry is the CNCF registry (distribution) berth runs as the
+	// machine's local registry (not part of the node image).
+	Registry    = "v3.1.2"
 	DebianSuite = "bookworm"
 )
 

@@ -18,8 +18,6 @@ import (
 // testImages is the prefix of most of the suite's images.
 const testImages = "registry.k8s.io/e2e-test-images/"
 
-// mirrorImage is the registry hack/conformance.sh runs as registry.k8s.io.
-const mirrorImage = "berth-conformance/registry:latest"
 
 // defaultEnv is what `docker build` gave every image whose base set no
 // PATH: Docker's default.
@@ -212,17 +210,6 @@ func (b *builder) build(ctx context.Context) ([]built, error) {
 	add(true, bbImg)
 	add(true, renamed(bbImg, others(b.matching(testImages+"busybox"), busybox))...)
 
-	// The mirror: control/conformance/registry serves the images above
-	// to the nodes as registry.k8s.io (for tests that must pull).
-	regBin := filepath.Join(b.out, "bin", "registry")
-	if err := b.goBuild(ctx, regBin, "./conformance/registry"); err != nil {
-		return nil, err
-	}
-	reg, err := binaryLayer("registry", regBin, 0o755)
-	if err != nil {
-		return nil, err
-	}
-	add(false, ociarchive.Image{Name: mirrorImage, Layers: []*ociarchive.Layer{reg}, Env: defaultEnv, Entrypoint: []string{"/registry"}})
 	return images, nil
 }
 

@@ -22,10 +22,10 @@
 //	    go.etcd.io/etcd/server/v3 at the version berth-node embeds
 //	registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2  /sample-apiserver
 //	    compiled from k8s.io/sample-apiserver at the cluster's version
-//	berth-conformance/registry:latest  control/conformance/registry, the
-//	    read-only mirror hack/conformance.sh serves these images from
 //
-// registry.k8s.io/pause:3.10.2 is already in every berth node.
+// The pause image is already in every berth node. hack/conformance.sh
+// pushes these images into berth's local registry, which serves them to
+// the nodes as registry.k8s.io.
 //
 // The images are assembled here (package nodeimage/ociarchive), not by
 // `docker build`: the same inputs give the same image IDs, so an image
