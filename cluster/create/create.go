@@ -17,8 +17,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/berth-dev/berth/cluster/config"
+	"github.com/berth-dev/berth/cluster/internal/pki"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
-	"github.com/berth-dev/berth/cluster/pki"
 	"github.com/berth-dev/berth/cluster/progress"
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/cluster/registry"

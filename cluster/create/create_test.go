@@ -15,8 +15,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/berth-dev/berth/cluster/config"
+	"github.com/berth-dev/berth/cluster/internal/pki"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
-	"github.com/berth-dev/berth/cluster/pki"
 	"github.com/berth-dev/berth/cluster/progress"
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"

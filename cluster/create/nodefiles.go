@@ -5,8 +5,8 @@ import (
 	"net"
 	"os"
 
+	"github.com/berth-dev/berth/cluster/internal/pki"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
-	"github.com/berth-dev/berth/cluster/pki"
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/cluster/config"
-	"github.com/berth-dev/berth/cluster/pki"
+	"github.com/berth-dev/berth/cluster/internal/pki"
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/cluster/registry"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
