@@ -138,8 +138,13 @@ func (b *builder) build(ctx context.Context) ([]built, error) {
 		add(true, nginxImage(ref, base, nginx))
 	}
 
-	if ref := b.want("glibc-dns-testing"); ref != "" {
-		add(true, baseImage(ref, base))
+	// The DNS tests' querier image: glibc-dns-testing since v1.36,
+	// jessie-dnsutils before; both are a glibc userland with dig, which
+	// the base carries.
+	for _, name := range []string{"glibc-dns-testing", "jessie-dnsutils"} {
+		if ref := b.want(name); ref != "" {
+			add(true, baseImage(ref, base))
+		}
 	}
 
 	if ref := b.want("nonewprivs"); ref != "" {
