@@ -18,7 +18,6 @@ import (
 // testImages is the prefix of most of the suite's images.
 const testImages = "registry.k8s.io/e2e-test-images/"
 
-
 // defaultEnv is what `docker build` gave every image whose base set no
 // PATH: Docker's default.
 var defaultEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
