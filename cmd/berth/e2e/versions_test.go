@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -86,4 +87,24 @@ func TestSecondMinor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUnreachableImageRefused: a node image reference whose registry does
+// not answer fails within seconds, before anything is made, naming it.
+func TestUnreachableImageRefused(t *testing.T) {
+	const name = "e2e-unreachable"
+	// Port 1 on loopback: nothing listens, the engine's pull is refused.
+	ref := "127.0.0.1:1/berth/node:v0"
+	start := time.Now()
+	_, err := berth(t, "create", "cluster", "--name", name, "--image", ref)
+	if err == nil {
+		t.Fatal("a create from an unreachable image reference succeeded")
+	}
+	if !strings.Contains(err.Error(), ref) {
+		t.Errorf("the error does not name the reference: %v", err)
+	}
+	if took := time.Since(start); took > 30*time.Second {
+		t.Errorf("the refusal took %s", took)
+	}
+	assertNothingLeft(t, name)
 }
