@@ -98,6 +98,10 @@ func run(berth string, runs, workers int, idle time.Duration) error {
 	return nil
 }
 
+// configFile is passed to create (e.g. a file with networking.loadBalancer
+// false, to measure what an add-on costs).
+var configFile = flag.String("config", "", "cluster configuration file passed to create --config")
+
 func once(ctx context.Context, berth string, workers int, idle time.Duration, kubeconfig string) (sample, error) {
 	s := sample{}
 	name := "bench"
@@ -106,6 +110,9 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 	args := []string{"create", "cluster", "--name", name, "--wait", "0", "-q"}
 	if workers > 0 {
 		args = append(args, "--workers", strconv.Itoa(workers))
+	}
+	if *configFile != "" {
+		args = append(args, "--config", *configFile)
 	}
 	if out, err := exec.Command(berth, args...).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("create: %v: %s", err, out)

@@ -343,3 +343,43 @@ func netipOf(t *testing.T, ip string) netip.Addr {
 	}
 	return a
 }
+
+// TestLoadBalancerDaemonRestart runs only with E2E_DAEMON_RESTART=1 (it
+// stops and starts dockerd, as TestDockerDaemonRestart does): a
+// LoadBalancer Service keeps its address across a Docker daemon restart
+// and answers again.
+func TestLoadBalancerDaemonRestart(t *testing.T) {
+	if os.Getenv("E2E_DAEMON_RESTART") != "1" {
+		t.Skip("set E2E_DAEMON_RESTART=1 to restart the Docker daemon under a cluster")
+	}
+	const name = "e2e-lb-daemon"
+	client := createCluster(t, name, "--workers", "1")
+	helloImage(t, helloRef)
+	mustBerth(t, "load", "image", helloRef, "--name", name)
+	deployHello(t, client, "default", 1)
+	svc := createLB(t, client, "lb", nil, corev1.ServiceExternalTrafficPolicyCluster)
+	ip := waitLBIP(t, client, svc, 10*time.Second)
+	httpGet(t, "http://"+ip+"/", 10*time.Second)
+
+	if out, err := exec.Command("pkill", "-TERM", "-x", "dockerd").CombinedOutput(); err != nil {
+		t.Fatalf("stopping dockerd: %v: %s", err, out)
+	}
+	eventually(t, "dockerd stopped", time.Minute, func() (bool, error) {
+		return exec.Command("pgrep", "-x", "dockerd").Run() != nil, nil
+	})
+	if out, err := exec.Command("sh", "-c", "nohup dockerd >>/var/log/berth-dockerd.log 2>&1 &").CombinedOutput(); err != nil {
+		t.Fatalf("starting dockerd: %v: %s", err, out)
+	}
+	eventually(t, "dockerd answers", time.Minute, func() (bool, error) {
+		return exec.Command("docker", "info").Run() == nil, nil
+	})
+	waitAvailable(t, client, "default", "hello", 1)
+	if got := waitLBIP(t, client, svc, time.Minute); got != ip {
+		t.Errorf("lb had %s, has %s after the daemon restart", ip, got)
+	}
+	if body := httpGet(t, "http://"+ip+"/", 2*time.Minute); !strings.HasPrefix(body, "hello from") {
+		t.Errorf("after the daemon restart %s answered %q", ip, body)
+	}
+	mustBerth(t, "delete", "cluster", "--name", name)
+	assertNothingLeft(t, name)
+}
