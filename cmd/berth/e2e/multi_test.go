@@ -149,23 +149,7 @@ func TestMultiNode(t *testing.T) {
 	if out, err := exec.Command("docker", args...).CombinedOutput(); err != nil {
 		t.Fatalf("docker restart: %v: %s", err, out)
 	}
-	eventually(t, "all nodes Ready after docker restart", 3*time.Minute, func() (bool, error) {
-		var rows []struct{ Status string }
-		out, err := berth(t, "get", "nodes", "--name", name, "-o", "json")
-		if err != nil {
-			return false, err
-		}
-		if err := json.Unmarshal([]byte(out), &rows); err != nil {
-			return false, err
-		}
-		ready := 0
-		for _, r := range rows {
-			if r.Status == "Ready" {
-				ready++
-			}
-		}
-		return ready == 3, fmt.Errorf("%d ready", ready)
-	})
+	waitNodesReady(t, name, 3)
 	waitAvailable(t, client, "default", "hello", 2)
 	for _, w := range workers {
 		eventually(t, "pinned pod running again on "+w, 2*time.Minute, func() (bool, error) {
