@@ -9,6 +9,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -219,4 +220,26 @@ func assertNothingLeft(t *testing.T, name string) {
 	if err == nil && cfg.Contexts["berth-"+name] != nil {
 		t.Errorf("kubeconfig still has context berth-%s", name)
 	}
+}
+
+// waitNodesReady waits until want nodes of cluster are Ready.
+func waitNodesReady(t *testing.T, cluster string, want int) {
+	t.Helper()
+	eventually(t, "all nodes Ready", 3*time.Minute, func() (bool, error) {
+		var rows []struct{ Status string }
+		out, err := berth(t, "get", "nodes", "--name", cluster, "-o", "json")
+		if err != nil {
+			return false, err
+		}
+		if err := json.Unmarshal([]byte(out), &rows); err != nil {
+			return false, err
+		}
+		ready := 0
+		for _, r := range rows {
+			if r.Status == "Ready" {
+				ready++
+			}
+		}
+		return ready == want, fmt.Errorf("%d of %d ready", ready, want)
+	})
 }

@@ -273,27 +273,6 @@ func nodeNames(t *testing.T, cluster string) []string {
 	return names
 }
 
-func waitNodesReady(t *testing.T, cluster string, want int) {
-	t.Helper()
-	eventually(t, "all nodes Ready", 3*time.Minute, func() (bool, error) {
-		var rows []struct{ Status string }
-		out, err := berth(t, "get", "nodes", "--name", cluster, "-o", "json")
-		if err != nil {
-			return false, err
-		}
-		if err := json.Unmarshal([]byte(out), &rows); err != nil {
-			return false, err
-		}
-		ready := 0
-		for _, r := range rows {
-			if r.Status == "Ready" {
-				ready++
-			}
-		}
-		return ready == want, fmt.Errorf("%d of %d ready", ready, want)
-	})
-}
-
 // networkIPAM returns the cluster network's subnet and IP range.
 func networkIPAM(t *testing.T, cluster string) (*net.IPNet, string) {
 	t.Helper()
