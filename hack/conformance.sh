@@ -112,15 +112,21 @@ if "$BERTH" get clusters 2>/dev/null | grep -qx "$NAME"; then
   "$BERTH" delete cluster --name "$NAME" --yes
 fi
 # The machine's local registry is shared (and outlives the cluster): use
-# the running one's port, else the default. The test images stay in it,
-# so a later run pushes only what changed (`berth delete registry` frees
-# the space).
+# the running one's port, else the default. A registry this run started
+# is removed again at the end (the end-to-end tests, and the user, expect
+# a machine without one); one that was already running is left as it was,
+# with the test images in it (`berth delete registry` frees the space).
 REGISTRY_PORT=$("$BERTH" get registry -o json | sed -n 's/.*"address": *"localhost:\([0-9]*\)".*/\1/p')
+REGISTRY_WAS_RUNNING=${REGISTRY_PORT:+1}
 REGISTRY_PORT=${REGISTRY_PORT:-5001}
 cleanup() {
   if [ "${KEEP:-0}" != 1 ]; then
     log "deleting cluster $NAME"
     "$BERTH" delete cluster --name "$NAME" --yes >/dev/null 2>&1 || log "could not delete cluster $NAME"
+    if [ -z "$REGISTRY_WAS_RUNNING" ]; then
+      log "deleting the local registry this run started"
+      "$BERTH" delete registry --yes >/dev/null 2>&1 || log "could not delete the local registry"
+    fi
   fi
 }
 trap cleanup EXIT
