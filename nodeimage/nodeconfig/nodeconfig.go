@@ -91,6 +91,11 @@ type Node struct {
 	// network) MetalLB gives LoadBalancer Services; empty leaves MetalLB
 	// out.
 	LoadBalancerPool string `json:"loadBalancerPool,omitempty"`
+	// SRIOV lists the SR-IOV virtual functions the host gives this node
+	// (sriov.go): berth-node serves them to the kubelet as extended
+	// resources and, in netdevice mode, moves them into the pods that were
+	// allocated them.
+	SRIOV []VF `json:"sriov,omitempty"`
 }
 
 // IsControlPlane reports whether the node runs the control plane.
@@ -128,6 +133,11 @@ func (n *Node) Validate() error {
 		a, b := net.ParseIP(first), net.ParseIP(last)
 		if !ok || a.To4() == nil || b.To4() == nil {
 			return fmt.Errorf("node config: loadBalancerPool %q is not an IPv4 range first-last", n.LoadBalancerPool)
+		}
+	}
+	for i := range n.SRIOV {
+		if err := n.SRIOV[i].Validate(); err != nil {
+			return fmt.Errorf("node config: %w", err)
 		}
 	}
 	return nil

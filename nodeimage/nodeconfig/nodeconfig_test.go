@@ -39,3 +39,23 @@ func TestPodCIDRFor(t *testing.T) {
 		}
 	}
 }
+
+func TestVFLabelRoundTrip(t *testing.T) {
+	vfs := []VF{{PF: "ens1f0", PCIAddress: "0000:3b:02.0", Interface: "ens1f0v0", MAC: "02:00:00:00:00:01", ResourceName: "berth.dev/ens1f0", Mode: SRIOVModeNetdevice, NUMANode: -1}}
+	s, err := FormatVFLabel(vfs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseVFLabel(s)
+	if err != nil || len(got) != 1 || got[0].PCIAddress != vfs[0].PCIAddress || got[0].NUMANode != -1 {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	if err := got[0].Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := got[0]
+	bad.Mode = SRIOVModeVFIO
+	if err := bad.Validate(); err == nil {
+		t.Fatal("vfio VF without IOMMU group validated")
+	}
+}
