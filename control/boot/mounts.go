@@ -35,6 +35,18 @@ var Sysctls = map[string]string{
 	"net/ipv4/conf/all/route_localnet":    "1",
 	"fs/inotify/max_user_watches":         "524288",
 	"fs/inotify/max_user_instances":       "512",
+	// kube-proxy rejects traffic to a Service without endpoints with an
+	// ICMP port-unreachable, so a client fails at once instead of waiting
+	// for a timeout. The kernel rate-limits those per destination: a burst
+	// of 6, then one a second (icmp_ratelimit 1000 ms). A pod resolving a
+	// name before CoreDNS is Ready sends 8+ queries in the same
+	// millisecond (A and AAAA for each search domain, twice); the ones
+	// past the burst were dropped with no reply and Go's and glibc's
+	// resolvers waited their 5 s timeout — the "DNS answering" stall every
+	// 3-node create showed (packet capture in docs/performance.md). The
+	// limit is per network namespace, so this changes the node only.
+	"net/ipv4/icmp_ratelimit": "0",
+	"net/ipv6/icmp/ratelimit": "0",
 }
 
 // ApplySysctls writes Sysctls and returns the names it could not set.
