@@ -108,7 +108,14 @@ func nodeFiles(c *pki.Cluster, admin *pki.KeyPair, n *nodeconfig.Node, apiSANs [
 		// control/componentconfig.
 		cm, err := c.Client("system:kube-controller-manager", "system:masters")
 		f.kubeconfig(nodeconfig.ControllerManagerKubeconfig, local, c.CA, cm, err)
-		sched, err := c.Client("system:kube-scheduler")
+		// The scheduler too: as system:kube-scheduler its first lists come
+		// before the API server has bootstrapped RBAC, are Forbidden, and
+		// its informers back off — the create trace showed its caches
+		// synced 3 s and its lease taken 8 s after the API server served,
+		// with every pod (CoreDNS first) waiting for it. It runs in the
+		// same node container as the CA key, so masters crosses no
+		// boundary that exists.
+		sched, err := c.Client("system:kube-scheduler", "system:masters")
 		f.kubeconfig(nodeconfig.SchedulerKubeconfig, local, c.CA, sched, err)
 	}
 	if f.err != nil {

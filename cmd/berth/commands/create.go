@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,16 +9,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/berth-dev/berth/nodeimage/nodeconfig"
-
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/cluster"
 	"github.com/berth-dev/berth/cluster/config"
 	"github.com/berth-dev/berth/cluster/create"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/cluster/registry"
+	"github.com/berth-dev/berth/cluster/trace"
 	"github.com/berth-dev/berth/nodeimage"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
@@ -37,6 +39,10 @@ type CreateOptions struct {
 	Kubeconfig    string
 	// Registry connects the cluster to the local registry (registry: {}).
 	Registry bool
+	// Trace, when set, is the file (- for standard output) the create's
+	// timeline is written to: host steps, berth-node and component
+	// milestones of every node.
+	Trace string
 
 	cfg *config.Cluster
 }
@@ -79,6 +85,7 @@ berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
 	f.DurationVar(&o.Wait, "wait", 5*time.Minute, "wait up to this long for nodes Ready and DNS available (0: only for the API server)")
 	f.BoolVar(&o.Retain, "retain", false, "keep the nodes when create fails, for debugging")
 	f.BoolVar(&o.Registry, "registry", false, "use the local registry (started if needed; push to localhost:5001, pods pull localhost:5001/...); a port: registry: {port: N} in --config")
+	f.StringVar(&o.Trace, "trace", "", "write the create's timeline (host steps, node boot, component milestones, pod starts) to this file, - for standard output")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file to merge the context into (default $KUBECONFIG or ~/.kube/config)")
 	cmd.AddCommand(cluster)
 	return cmd
@@ -177,6 +184,13 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if !o.Quiet {
 		fmt.Fprintf(o.ErrOut, "Creating cluster %s (%d node(s), Kubernetes %s)\n", theme.Bold.Render(o.cfg.Name), len(o.cfg.Nodes), o.cfg.KubernetesVersion)
 	}
+	status := o.Status()
+	var rec *trace.Recorder
+	if o.Trace != "" {
+		rec = &trace.Recorder{Next: status}
+		status = rec
+	}
+	started := time.Now()
 	res, err := create.Create(ctx, p, create.Options{
 		Config:         o.cfg,
 		Wait:           o.Wait,
@@ -185,10 +199,15 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 		Images:         imageEnsurer(o.Globals, p),
 		RegistryImage:  registryImageBuilder(o.Globals, p),
 		Log:            o.Log(),
-		Status:         o.Status(),
+		Status:         status,
 	})
 	if err != nil {
 		return err
+	}
+	if rec != nil {
+		if err := o.writeTrace(ctx, p, rec, started); err != nil {
+			return err
+		}
 	}
 	if o.Quiet {
 		fmt.Fprintln(o.Out, res.Context)
@@ -205,6 +224,31 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	if port := o.cfg.RegistryPort(); port > 0 {
 		addr := registry.HostAddress(port)
 		fmt.Fprintf(o.ErrOut, "  registry: docker push %s/app:dev, then image: %s/app:dev in a pod    (berth get registry)\n", addr, addr)
+	}
+	return nil
+}
+
+// writeTrace merges the recorded host steps with every node's boot log
+// and component milestones and writes the timeline to o.Trace.
+func (o *CreateOptions) writeTrace(ctx context.Context, p provider.Provider, rec *trace.Recorder, started time.Time) error {
+	nodes, err := cluster.Nodes(ctx, p, o.cfg.Name)
+	if err != nil {
+		return fmt.Errorf("tracing the create: %w", err)
+	}
+	events, err := trace.Collect(ctx, p, nodes, started)
+	if err != nil {
+		return fmt.Errorf("tracing the create: %w", err)
+	}
+	events = append(events, rec.Events()...)
+	if o.Trace == "-" {
+		return trace.Write(o.Out, started, events)
+	}
+	var buf bytes.Buffer
+	if err := trace.Write(&buf, started, events); err != nil {
+		return err
+	}
+	if err := os.WriteFile(o.Trace, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("writing the create's timeline: %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -18,6 +19,7 @@ import (
 	"github.com/berth-dev/berth/control/components"
 	"github.com/berth-dev/berth/control/loadbalancer"
 	"github.com/berth-dev/berth/control/node"
+	"github.com/berth-dev/berth/control/supervisor"
 )
 
 func main() {
@@ -37,7 +39,17 @@ func main() {
 		os.Exit(2)
 	}
 
-	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	// The node's own log goes to the container's output (docker logs) and
+	// to a file beside the components' logs, where `berth create --trace`
+	// reads it with them.
+	var out io.Writer = os.Stdout
+	if err := os.MkdirAll(supervisor.LogDir, 0o755); err == nil {
+		if f, err := os.OpenFile(filepath.Join(supervisor.LogDir, "berth-node.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			defer f.Close()
+			out = io.MultiWriter(os.Stdout, f)
+		}
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := node.Run(ctx, log); err != nil {
