@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -95,10 +96,24 @@ func waitNodesReady(ctx context.Context, s *state) error {
 	})
 }
 
+// waitDNS waits until the kube-dns Service has a ready endpoint: what
+// kube-proxy routes DNS queries by. The Deployment's available count
+// trails it by two controller hops (ReplicaSet, then Deployment status),
+// ~1 s in the create trace.
 func waitDNS(ctx context.Context, s *state) error {
-	return s.until(ctx, "CoreDNS was not available", 250*time.Millisecond, func(ctx context.Context, c kubernetes.Interface) bool {
-		d, err := c.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
-		return err == nil && d.Status.AvailableReplicas > 0
+	return s.until(ctx, "CoreDNS was not available", 100*time.Millisecond, func(ctx context.Context, c kubernetes.Interface) bool {
+		slices, err := c.DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=kube-dns"})
+		if err != nil {
+			return false
+		}
+		for _, sl := range slices.Items {
+			for _, ep := range sl.Endpoints {
+				if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
+					return true
+				}
+			}
+		}
+		return false
 	})
 }
 
