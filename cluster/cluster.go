@@ -194,7 +194,7 @@ func Delete(ctx context.Context, p provider.Provider, name, kubeconfigPath strin
 		}
 	}
 	if kubeconfigPath != "" {
-		if err := kubeconfig.Remove(kubeconfigPath, kubeconfig.ContextName(name)); err != nil {
+		if err := kubeconfig.Remove(ctx, kubeconfigPath, kubeconfig.ContextName(name)); err != nil {
 			return found, fmt.Errorf("removing context %s from %s: %w", kubeconfig.ContextName(name), kubeconfigPath, err)
 		}
 	}

@@ -214,7 +214,7 @@ func startNodes(ctx context.Context, s *state) error {
 
 // writeKubeconfig merges the cluster's context into the user's kubeconfig
 // and makes it current.
-func writeKubeconfig(_ context.Context, s *state) error {
+func writeKubeconfig(ctx context.Context, s *state) error {
 	key, err := s.plan.Admin.KeyPEM()
 	if err != nil {
 		return fmt.Errorf("encoding the admin key: %w", err)
@@ -223,17 +223,17 @@ func writeKubeconfig(_ context.Context, s *state) error {
 	if s.opts.KubeconfigPath == "" {
 		return nil
 	}
-	if err := kubeconfig.Merge(s.opts.KubeconfigPath, s.kc); err != nil {
+	if err := kubeconfig.Merge(ctx, s.opts.KubeconfigPath, s.kc); err != nil {
 		return fmt.Errorf("writing kubeconfig %s: %w", s.opts.KubeconfigPath, err)
 	}
 	return nil
 }
 
-func removeKubeconfig(_ context.Context, s *state) error {
+func removeKubeconfig(ctx context.Context, s *state) error {
 	if s.opts.KubeconfigPath == "" {
 		return nil
 	}
-	return kubeconfig.Remove(s.opts.KubeconfigPath, kubeconfig.ContextName(s.cfg.Name))
+	return kubeconfig.Remove(ctx, s.opts.KubeconfigPath, kubeconfig.ContextName(s.cfg.Name))
 }
 
 // freePort asks the kernel for a free TCP port on addr.
