@@ -22,19 +22,16 @@ import (
 // ErrNotFound is returned for a cluster that does not exist.
 var ErrNotFound = errors.New("cluster not found")
 
-// List returns the names of every berth cluster, sorted.
+// List returns the names of every berth cluster, sorted, half-made ones
+// (only a network or volumes left by a killed create) included.
 func List(ctx context.Context, p provider.Provider) ([]string, error) {
-	nodes, err := p.ListNodes(ctx, "")
+	states, err := p.Clusters(ctx)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
 	var names []string
-	for _, n := range nodes {
-		if n.Cluster != "" && !seen[n.Cluster] {
-			seen[n.Cluster] = true
-			names = append(names, n.Cluster)
-		}
+	for _, s := range states {
+		names = append(names, s.Name)
 	}
 	sort.Strings(names)
 	return names, nil
@@ -49,6 +46,14 @@ type Summary struct {
 	// KubernetesVersion is what the nodes were created with ("" when the
 	// containers predate the label).
 	KubernetesVersion string `json:"kubernetesVersion,omitempty"`
+	// Incomplete: its create has not finished — it is running, or it
+	// was killed (SIGKILL, a crash) before it could undo what it made.
+	Incomplete bool `json:"incomplete,omitempty"`
+}
+
+// IncompleteStatus is how a half-made cluster is shown.
+func IncompleteStatus(name string) string {
+	return fmt.Sprintf("incomplete: its create did not finish (still running, or killed) — delete it with `berth delete cluster --name %s`", name)
 }
 
 // Summaries describes every berth cluster, sorted by name.
@@ -79,6 +84,19 @@ func Summaries(ctx context.Context, p provider.Provider) ([]Summary, error) {
 		if v := n.Labels[nodeconfig.LabelKubernetesVersion]; v != "" {
 			s.KubernetesVersion = v
 		}
+	}
+	states, err := p.Clusters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range states {
+		s := byName[st.Name]
+		if s == nil {
+			s = &Summary{Name: st.Name}
+			byName[st.Name] = s
+			out = append(out, s)
+		}
+		s.Incomplete = !st.Finished()
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	res := make([]Summary, len(out))
@@ -194,7 +212,7 @@ func Delete(ctx context.Context, p provider.Provider, name, kubeconfigPath strin
 		}
 	}
 	if kubeconfigPath != "" {
-		if err := kubeconfig.Remove(kubeconfigPath, kubeconfig.ContextName(name)); err != nil {
+		if err := kubeconfig.Remove(ctx, kubeconfigPath, kubeconfig.ContextName(name)); err != nil {
 			return found, fmt.Errorf("removing context %s from %s: %w", kubeconfig.ContextName(name), kubeconfigPath, err)
 		}
 	}

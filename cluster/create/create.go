@@ -8,6 +8,9 @@ package create
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -73,6 +76,9 @@ type state struct {
 	pki     *pki.Cluster
 	plan    *Plan
 	kc      *clientcmdapi.Config
+	// createID labels everything this create makes
+	// (provider.LabelCreateID), so its undo removes exactly that.
+	createID string
 }
 
 // Create creates the cluster described by opts.Config.
@@ -84,7 +90,7 @@ func Create(ctx context.Context, p provider.Provider, opts Options) (*Result, er
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	s := &state{opts: opts, cfg: opts.Config, p: p}
+	s := &state{opts: opts, cfg: opts.Config, p: p, createID: newCreateID()}
 	r := runner{status: opts.Status, retain: opts.Retain}
 	if err := r.run(ctx, s, Steps(opts.Config, opts.Wait)); err != nil {
 		if opts.Retain && s.network != nil {
@@ -131,7 +137,23 @@ func Steps(cfg *config.Cluster, wait time.Duration) []step {
 			step{name: "waiting for cluster DNS (CoreDNS)", run: waitDNS},
 		)
 	}
+	// Last: until this mark exists, the cluster is half-made (a create
+	// killed before it could undo anything); `berth get clusters` says so.
+	steps = append(steps, step{name: "marking the cluster complete", run: markComplete, quiet: true})
 	return steps
+}
+
+func markComplete(ctx context.Context, s *state) error {
+	return s.p.MarkComplete(ctx, s.cfg.Name)
+}
+
+// newCreateID returns a random ID for one create.
+func newCreateID() string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)
 }
 
 // checkNameFree refuses a name in use, or one whose leftovers remain.
@@ -182,15 +204,25 @@ func createNetworkAndPKI(ctx context.Context, s *state) error {
 			return err
 		}
 	}
-	if s.network, err = s.p.CreateNetwork(ctx, s.cfg.Name); err != nil {
+	if s.network, err = s.p.CreateNetwork(ctx, s.cfg.Name, map[string]string{provider.LabelCreateID: s.createID}); err != nil {
+		if errors.Is(err, provider.ErrExists) {
+			return fmt.Errorf("cluster %q is being created by another berth, or exists: %w\n(see `berth get clusters`; choose another --name)", s.cfg.Name, err)
+		}
 		return err
 	}
 	s.plan, err = plan(PlanInput{Config: s.cfg, Network: s.network, PKI: s.pki, APIPort: s.apiPort})
 	return err
 }
 
+// removeCluster removes what this create made: its network, nodes and
+// their volumes (all labelled with its create ID), never what another
+// create of the same name made. Nothing when the network was not made
+// (the name was taken).
 func removeCluster(ctx context.Context, s *state) error {
-	return s.p.DeleteCluster(ctx, s.cfg.Name)
+	if s.network == nil {
+		return nil
+	}
+	return s.p.DeleteCreated(ctx, s.cfg.Name, s.createID)
 }
 
 // startNodes creates every node container in parallel. The first one is
@@ -198,12 +230,19 @@ func removeCluster(ctx context.Context, s *state) error {
 // explicit capability set) is decided once.
 func startNodes(ctx context.Context, s *state) error {
 	nodes := s.plan.Nodes
-	if err := s.p.CreateNode(ctx, nodes[0].Spec); err != nil {
+	first := s.labelled(nodes[0].Spec)
+	if err := s.p.CreateNode(ctx, first); err != nil {
+		if errors.Is(err, provider.ErrExists) {
+			return fmt.Errorf("cluster %q is being created by another berth: %w\n(see `berth get clusters`; choose another --name)", s.cfg.Name, err)
+		}
 		return err
 	}
-	specs := append([]provider.NodeSpec(nil), s.plan.Helpers...)
+	var specs []provider.NodeSpec
+	for _, h := range s.plan.Helpers {
+		specs = append(specs, s.labelled(h))
+	}
 	for _, n := range nodes[1:] {
-		specs = append(specs, n.Spec)
+		specs = append(specs, s.labelled(n.Spec))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, spec := range specs {
@@ -212,9 +251,19 @@ func startNodes(ctx context.Context, s *state) error {
 	return g.Wait()
 }
 
+// labelled returns spec with this create's ID among its labels.
+func (s *state) labelled(spec provider.NodeSpec) provider.NodeSpec {
+	labels := map[string]string{provider.LabelCreateID: s.createID}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	spec.Labels = labels
+	return spec
+}
+
 // writeKubeconfig merges the cluster's context into the user's kubeconfig
 // and makes it current.
-func writeKubeconfig(_ context.Context, s *state) error {
+func writeKubeconfig(ctx context.Context, s *state) error {
 	key, err := s.plan.Admin.KeyPEM()
 	if err != nil {
 		return fmt.Errorf("encoding the admin key: %w", err)
@@ -223,17 +272,17 @@ func writeKubeconfig(_ context.Context, s *state) error {
 	if s.opts.KubeconfigPath == "" {
 		return nil
 	}
-	if err := kubeconfig.Merge(s.opts.KubeconfigPath, s.kc); err != nil {
+	if err := kubeconfig.Merge(ctx, s.opts.KubeconfigPath, s.kc); err != nil {
 		return fmt.Errorf("writing kubeconfig %s: %w", s.opts.KubeconfigPath, err)
 	}
 	return nil
 }
 
-func removeKubeconfig(_ context.Context, s *state) error {
+func removeKubeconfig(ctx context.Context, s *state) error {
 	if s.opts.KubeconfigPath == "" {
 		return nil
 	}
-	return kubeconfig.Remove(s.opts.KubeconfigPath, kubeconfig.ContextName(s.cfg.Name))
+	return kubeconfig.Remove(ctx, s.opts.KubeconfigPath, kubeconfig.ContextName(s.cfg.Name))
 }
 
 // freePort asks the kernel for a free TCP port on addr.

@@ -3,6 +3,7 @@ package create
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -33,8 +34,14 @@ type fakeProvider struct {
 	existing []provider.Node
 	// failNode makes CreateNode of that node fail.
 	failNode string
+	// failWith is failNode's error (default: a plain refusal).
+	failWith error
 	// onCreate runs inside CreateNode (to interrupt a create).
 	onCreate func(spec provider.NodeSpec)
+	// networkTaken makes CreateNetwork fail as when another create of
+	// the name made it first.
+	networkTaken bool
+	netLabels    map[string]string
 }
 
 func (f *fakeProvider) record(c string) {
@@ -49,8 +56,14 @@ func (f *fakeProvider) called(c string) bool {
 	return slices.Contains(f.calls, c)
 }
 
-func (f *fakeProvider) CreateNetwork(_ context.Context, cluster string) (*provider.Network, error) {
+func (f *fakeProvider) CreateNetwork(_ context.Context, cluster string, labels map[string]string) (*provider.Network, error) {
 	f.record("CreateNetwork")
+	f.mu.Lock()
+	f.netLabels = labels
+	f.mu.Unlock()
+	if f.networkTaken {
+		return nil, fmt.Errorf("network berth-%s: %w", cluster, provider.ErrExists)
+	}
 	_, sn, _ := net.ParseCIDR("172.30.9.0/24")
 	return &provider.Network{Name: "berth-" + cluster, Subnet: sn, Gateway: provider.NthIP(sn, 1)}, nil
 }
@@ -61,6 +74,9 @@ func (f *fakeProvider) CreateNode(ctx context.Context, spec provider.NodeSpec) e
 		f.onCreate(spec)
 	}
 	if spec.Name == f.failNode {
+		if f.failWith != nil {
+			return f.failWith
+		}
 		return errors.New("engine refused")
 	}
 	if err := ctx.Err(); err != nil {
@@ -78,6 +94,17 @@ func (f *fakeProvider) ListNodes(context.Context, string) ([]provider.Node, erro
 
 func (f *fakeProvider) DeleteCluster(_ context.Context, cluster string) error {
 	f.record("DeleteCluster " + cluster)
+	return nil
+}
+
+func (f *fakeProvider) DeleteCreated(_ context.Context, cluster, id string) error {
+	f.record("DeleteCreated " + cluster)
+	f.record("DeleteCreated " + cluster + " " + id)
+	return nil
+}
+
+func (f *fakeProvider) MarkComplete(_ context.Context, cluster string) error {
+	f.record("MarkComplete " + cluster)
 	return nil
 }
 
@@ -234,12 +261,12 @@ func TestStepsAreNamedAndOrdered(t *testing.T) {
 	for _, s := range Steps(cluster(t, nodeconfig.RoleControlPlane), 1) {
 		names = append(names, s.name)
 	}
-	want := []string{"checking the name is free", "ensuring the node image", "creating network and certificates", "starting 1 node(s)", "writing the kubeconfig", "waiting for the API server", "waiting for 1 node(s) to be Ready", "waiting for cluster DNS (CoreDNS)"}
+	want := []string{"checking the name is free", "ensuring the node image", "creating network and certificates", "starting 1 node(s)", "writing the kubeconfig", "waiting for the API server", "waiting for 1 node(s) to be Ready", "waiting for cluster DNS (CoreDNS)", "marking the cluster complete"}
 	if !slices.Equal(names, want) {
 		t.Errorf("steps\n got %q\nwant %q", names, want)
 	}
-	if n := len(Steps(cluster(t, nodeconfig.RoleControlPlane), 0)); n != 6 {
-		t.Errorf("without --wait the create ends at the API server; %d steps", n)
+	if n := len(Steps(cluster(t, nodeconfig.RoleControlPlane), 0)); n != 7 {
+		t.Errorf("without --wait the create ends at the API server (and the mark); %d steps", n)
 	}
 }
 
@@ -251,7 +278,7 @@ func TestCreateRemovesWhatItMadeWhenANodeFails(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "engine refused") {
 		t.Fatalf("err = %v", err)
 	}
-	if !p.called("DeleteCluster t") {
+	if !p.called("DeleteCreated t") {
 		t.Errorf("a failed create must remove the cluster; calls %v", p.calls)
 	}
 	if len(images.ensured) != 1 {
@@ -269,7 +296,7 @@ func TestCreateInterruptedCleansUp(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
-	if !p.called("DeleteCluster t") {
+	if !p.called("DeleteCreated t") {
 		t.Errorf("an interrupted create must remove the cluster; calls %v", p.calls)
 	}
 }
@@ -280,7 +307,7 @@ func TestCreateRetainKeepsEverything(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--retain") {
 		t.Fatalf("err = %v", err)
 	}
-	if p.called("DeleteCluster t") {
+	if p.called("DeleteCreated t") {
 		t.Error("--retain must keep what was made")
 	}
 }
@@ -291,7 +318,7 @@ func TestCreateRefusesATakenNameBeforeMakingAnything(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("err = %v", err)
 	}
-	if p.called("CreateNetwork") || p.called("DeleteCluster t") {
+	if p.called("CreateNetwork") || p.called("DeleteCreated t") {
 		t.Errorf("a taken name must neither make nor remove anything; calls %v", p.calls)
 	}
 }
@@ -329,5 +356,78 @@ func TestCreateWritesKubeconfigAndRemovesItOnLaterFailure(t *testing.T) {
 	}
 	if fi, err := os.Stat(kcPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("kubeconfig mode %v (%v)", fi.Mode(), err)
+	}
+}
+
+// Two creates of one name: the one whose network the engine refused (the
+// other create made it) fails saying so, and removes nothing at all.
+func TestCreateLosingTheNameRemovesNothing(t *testing.T) {
+	p := &fakeProvider{networkTaken: true}
+	kc := filepath.Join(t.TempDir(), "config")
+	_, err := Create(context.Background(), p, Options{Config: cluster(t, nodeconfig.RoleControlPlane), KubeconfigPath: kc})
+	if !errors.Is(err, provider.ErrExists) || !strings.Contains(err.Error(), "being created by another berth") {
+		t.Fatalf("err = %v", err)
+	}
+	for _, c := range p.calls {
+		if strings.HasPrefix(c, "Delete") || strings.HasPrefix(c, "CreateNode") || strings.HasPrefix(c, "MarkComplete") {
+			t.Errorf("the losing create called %s; calls %v", c, p.calls)
+		}
+	}
+}
+
+// When both creates got a network (the engine's duplicate check is not
+// atomic), the node name decides; the loser removes only what carries its
+// own create ID, never the cluster by name.
+func TestCreateLosingTheNodeNameRemovesOnlyItsOwn(t *testing.T) {
+	p := &fakeProvider{failNode: "t-control-plane", failWith: fmt.Errorf("creating node t-control-plane: %w", provider.ErrExists)}
+	_, err := Create(context.Background(), p, Options{Config: cluster(t, nodeconfig.RoleControlPlane)})
+	if !errors.Is(err, provider.ErrExists) || !strings.Contains(err.Error(), "being created by another berth") {
+		t.Fatalf("err = %v", err)
+	}
+	id := p.netLabels[provider.LabelCreateID]
+	if id == "" {
+		t.Fatalf("network made without a create ID: %v", p.netLabels)
+	}
+	if !p.called("DeleteCreated t " + id) {
+		t.Errorf("the loser must remove its own network (create %s); calls %v", id, p.calls)
+	}
+	if p.called("DeleteCluster t") {
+		t.Errorf("the loser removed the cluster by name (the winner's too); calls %v", p.calls)
+	}
+}
+
+// Every node carries the create's ID (the one on the network); the
+// completion mark is the last step, and a create that failed never
+// reaches it.
+func TestCreateLabelsNodesAndMarksCompletion(t *testing.T) {
+	p := &fakeProvider{}
+	s := &state{opts: Options{}, cfg: cluster(t, nodeconfig.RoleControlPlane, nodeconfig.RoleControlPlane, nodeconfig.RoleControlPlane, nodeconfig.RoleWorker), p: p, createID: newCreateID()}
+	if err := createNetworkAndPKI(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if err := startNodes(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	id := p.netLabels[provider.LabelCreateID]
+	if id != s.createID || len(p.nodes) != 5 {
+		t.Fatalf("network create ID %q (want %q), %d containers", id, s.createID, len(p.nodes))
+	}
+	for _, n := range p.nodes {
+		if n.Labels[provider.LabelCreateID] != id {
+			t.Errorf("node %s has create ID %q, want %q", n.Name, n.Labels[provider.LabelCreateID], id)
+		}
+	}
+	steps := Steps(s.cfg, 0)
+	if last := steps[len(steps)-1]; last.name != "marking the cluster complete" {
+		t.Errorf("last step %q", last.name)
+	}
+	if err := steps[len(steps)-1].run(context.Background(), s); err != nil || !p.called("MarkComplete t") {
+		t.Errorf("mark step: %v; calls %v", err, p.calls)
+	}
+
+	failed := &fakeProvider{failNode: "t-worker"}
+	_, _ = Create(context.Background(), failed, Options{Config: cluster(t, nodeconfig.RoleControlPlane, nodeconfig.RoleWorker)})
+	if failed.called("MarkComplete t") || failed.called("DeleteCluster t") {
+		t.Errorf("a failed create marked the cluster complete or deleted it by name; calls %v", failed.calls)
 	}
 }

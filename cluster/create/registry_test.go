@@ -79,7 +79,7 @@ func TestStepsWithARegistry(t *testing.T) {
 	}
 	want := []string{"checking the name is free", "ensuring the node image", "starting the local registry (localhost:5001)",
 		"creating network and certificates", "starting 1 node(s)", "connecting the local registry",
-		"writing the kubeconfig", "waiting for the API server", "publishing the local registry's address"}
+		"writing the kubeconfig", "waiting for the API server", "publishing the local registry's address", "marking the cluster complete"}
 	if !slices.Equal(names, want) {
 		t.Errorf("steps\n got %q\nwant %q", names, want)
 	}
@@ -101,7 +101,7 @@ func TestCreateConnectsTheRegistryAndDisconnectsItOnFailure(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "later step failed") {
 		t.Fatalf("err = %v", err)
 	}
-	for _, c := range []string{"ConnectRegistry berth-registry berth-t", "DisconnectRegistry berth-registry berth-t", "DeleteCluster t"} {
+	for _, c := range []string{"ConnectRegistry berth-registry berth-t", "DisconnectRegistry berth-registry berth-t", "DeleteCreated t"} {
 		if !p.called(c) {
 			t.Errorf("no %q; calls %q", c, p.calls)
 		}
@@ -109,7 +109,7 @@ func TestCreateConnectsTheRegistryAndDisconnectsItOnFailure(t *testing.T) {
 	if p.called("DeleteRegistry") {
 		t.Error("a failed create removed the shared registry")
 	}
-	if i, j := slices.Index(p.calls, "DisconnectRegistry berth-registry berth-t"), slices.Index(p.calls, "DeleteCluster t"); i > j {
+	if i, j := slices.Index(p.calls, "DisconnectRegistry berth-registry berth-t"), slices.Index(p.calls, "DeleteCreated t"); i > j {
 		t.Errorf("the registry was disconnected after the network was removed: %q", p.calls)
 	}
 }
@@ -120,7 +120,7 @@ func TestCreateRefusesARegistryOnAnotherPortBeforeMakingAnything(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not on port 5009") {
 		t.Fatalf("err = %v", err)
 	}
-	if p.called("CreateNetwork") || p.called("DeleteCluster t") {
+	if p.called("CreateNetwork") || p.called("DeleteCreated t") {
 		t.Errorf("calls %q", p.calls)
 	}
 }

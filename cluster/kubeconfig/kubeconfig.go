@@ -4,6 +4,7 @@
 package kubeconfig
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -92,8 +93,19 @@ func save(path string, cfg *clientcmdapi.Config) error {
 }
 
 // Merge adds (or replaces) the single context in add into the kubeconfig
-// at path and makes it current. The file is written with mode 0600.
-func Merge(path string, add *clientcmdapi.Config) error {
+// at path and makes it current. The file is written with mode 0600. The
+// read, change and write happen under the file's lock (see lock), so
+// concurrent Merges and Removes of different contexts lose nothing.
+//
+// Every other entry (cluster, user, context), the preferences and the
+// extensions are kept as they were: each encodes (clientcmd.Write) to the
+// same bytes before and after; FuzzMergeRemove checks it.
+func Merge(ctx context.Context, path string, add *clientcmdapi.Config) error {
+	unlock, err := lock(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cfg, err := load(path)
 	if err != nil {
 		return err
@@ -115,8 +127,17 @@ func Merge(path string, add *clientcmdapi.Config) error {
 
 // Remove deletes the context, cluster and user named name from the
 // kubeconfig at path. If it was the current context, none is current
-// afterwards. A missing file or entry is not an error.
-func Remove(path, name string) error {
+// afterwards. A missing file or entry is not an error. Like Merge, it
+// holds the file's lock and keeps every other entry as it was.
+func Remove(ctx context.Context, path, name string) error {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	unlock, err := lock(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	cfg, err := load(path)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package kubeconfig
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,7 +23,7 @@ func TestMergeKeepsOtherEntriesAndRemoveRestores(t *testing.T) {
 	}
 
 	name := ContextName("dev")
-	if err := Merge(path, Build(name, "https://127.0.0.1:40000", []byte("ca"), []byte("cert"), []byte("key"))); err != nil {
+	if err := Merge(context.Background(), path, Build(name, "https://127.0.0.1:40000", []byte("ca"), []byte("cert"), []byte("key"))); err != nil {
 		t.Fatal(err)
 	}
 	st, err := os.Stat(path)
@@ -46,7 +47,7 @@ func TestMergeKeepsOtherEntriesAndRemoveRestores(t *testing.T) {
 		t.Errorf("merged cluster = %+v", c)
 	}
 
-	if err := Remove(path, name); err != nil {
+	if err := Remove(context.Background(), path, name); err != nil {
 		t.Fatal(err)
 	}
 	got, err = clientcmd.LoadFromFile(path)
@@ -66,10 +67,10 @@ func TestMergeKeepsOtherEntriesAndRemoveRestores(t *testing.T) {
 
 func TestMergeCreatesMissingFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "config")
-	if err := Merge(path, Build("berth-x", "https://127.0.0.1:1", nil, nil, nil)); err != nil {
+	if err := Merge(context.Background(), path, Build("berth-x", "https://127.0.0.1:1", nil, nil, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if err := Remove(filepath.Join(t.TempDir(), "absent"), "berth-x"); err != nil {
+	if err := Remove(context.Background(), filepath.Join(t.TempDir(), "absent"), "berth-x"); err != nil {
 		t.Errorf("removing from a missing file: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ package provider
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -85,11 +86,55 @@ func NthIP(subnet *net.IPNet, n int) net.IP {
 	return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4()
 }
 
+// ErrExists is returned (wrapped) when a cluster's network or node
+// already exists: another create of the same name got there first.
+var ErrExists = errors.New("already exists")
+
+// LabelCreateID marks every container, network and volume one create
+// made with that create's random ID, so a create that fails removes what
+// it made and nothing of another create of the same name. (Here, not in
+// nodeconfig: the nodes never read it.)
+const LabelCreateID = "berth.dev/create-id"
+
+// LabelComplete marks the object that records that a cluster's create
+// finished (MarkComplete).
+const LabelComplete = "berth.dev/complete"
+
+// ClusterState is what of one cluster exists in the engine.
+type ClusterState struct {
+	Name                          string
+	Containers, Networks, Volumes int
+	// Complete: its create finished (MarkComplete ran).
+	Complete bool
+	// Tracked: its containers carry LabelCreateID, so its create was
+	// one that marks completion; clusters made before that have no
+	// mark and count as complete when they have containers.
+	Tracked bool
+}
+
+// Finished tells whether the cluster's create finished: marked complete,
+// or made (with containers) by a berth that did not mark completion.
+func (c ClusterState) Finished() bool {
+	return c.Complete || (c.Containers > 0 && !c.Tracked)
+}
+
 // Provider runs node containers.
 type Provider interface {
-	// CreateNetwork makes the cluster's network on a free subnet.
-	CreateNetwork(ctx context.Context, cluster string) (*Network, error)
-	// CreateNode creates and starts a node container.
+	// CreateNetwork makes the cluster's network on a free subnet, with
+	// labels added to berth's own. If the cluster's network exists (or
+	// another create makes it at the same time and wins), it fails with
+	// ErrExists and leaves no network of its own behind.
+	CreateNetwork(ctx context.Context, cluster string, labels map[string]string) (*Network, error)
+	// DeleteCreated removes the containers, networks and volumes of
+	// cluster that the create with createID made (LabelCreateID).
+	DeleteCreated(ctx context.Context, cluster, createID string) error
+	// MarkComplete records that the cluster's create finished.
+	MarkComplete(ctx context.Context, cluster string) error
+	// Clusters lists every cluster of which anything exists (containers,
+	// networks or volumes), sorted by name.
+	Clusters(ctx context.Context) ([]ClusterState, error)
+	// CreateNode creates and starts a node container; ErrExists if a
+	// container of that name exists.
 	CreateNode(ctx context.Context, spec NodeSpec) error
 	// ListNodes lists the node containers of cluster ("" for all).
 	ListNodes(ctx context.Context, cluster string) ([]Node, error)

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/api/types/volume"
 	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/berth-dev/berth/cluster/provider"
@@ -74,46 +76,116 @@ func NetworkName(cluster string) string { return "berth-" + cluster }
 
 // CreateNetwork makes the cluster's bridge network on the first /24 of
 // 172.30.0.0/16 (then 10.210.0.0/16) that overlaps no existing network,
-// so node addresses can be fixed.
-func (p *Provider) CreateNetwork(ctx context.Context, cluster string) (*provider.Network, error) {
-	existing, err := p.api.NetworkList(ctx, network.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("listing networks: %w", err)
+// so node addresses can be fixed. Two creates at once may pick the same
+// subnet: the engine refuses the second ("overlaps"), which then tries
+// the next free one.
+//
+// The network's name is the arbiter between two creates of one cluster
+// name: Docker 20.10 checks for a duplicate name (CheckDuplicate) but not
+// atomically, so after creating its network a create lists the networks
+// of that name, and if there are several, only the oldest (by creation
+// time, then ID) goes on; the others remove their own and fail with
+// provider.ErrExists. Node container names (unique, atomically, in the
+// engine) are the second arbiter, should two both go on.
+func (p *Provider) CreateNetwork(ctx context.Context, cluster string, extra map[string]string) (*provider.Network, error) {
+	name := NetworkName(cluster)
+	labels := map[string]string{nodeconfig.LabelCluster: cluster}
+	for k, v := range extra {
+		labels[k] = v
 	}
-	var used []*net.IPNet
-	for _, n := range existing {
-		for _, c := range n.IPAM.Config {
-			if _, sn, err := net.ParseCIDR(c.Subnet); err == nil {
-				used = append(used, sn)
+	var lastErr error
+	for attempt := 0; attempt < 8; attempt++ {
+		existing, err := p.api.NetworkList(ctx, network.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("listing networks: %w", err)
+		}
+		var used []*net.IPNet
+		for _, n := range existing {
+			if n.Name == name {
+				return nil, fmt.Errorf("network %s: %w", name, provider.ErrExists)
+			}
+			for _, c := range n.IPAM.Config {
+				if _, sn, err := net.ParseCIDR(c.Subnet); err == nil {
+					used = append(used, sn)
+				}
 			}
 		}
+		subnet := FreeSubnet(used)
+		if subnet == nil {
+			return nil, fmt.Errorf("no free /24 left for the cluster network: delete unused Docker networks")
+		}
+		gateway := provider.NthIP(subnet, 1)
+		// Docker hands out the lower half only (the nodes' static addresses
+		// are there too): the upper half is the LoadBalancer pool.
+		containers, err := config.ContainerRange(subnet)
+		if err != nil {
+			return nil, err
+		}
+		// The client sends CheckDuplicate to engines older than API 1.44.
+		created, err := p.api.NetworkCreate(ctx, name, network.CreateOptions{
+			Driver: "bridge",
+			IPAM: &network.IPAM{Config: []network.IPAMConfig{{
+				Subnet:  subnet.String(),
+				IPRange: containers.String(),
+				Gateway: gateway.String(),
+			}}},
+			Options: map[string]string{"com.docker.network.driver.mtu": "1500"},
+			Labels:  labels,
+		})
+		if err != nil {
+			if errdefs.IsConflict(err) || strings.Contains(err.Error(), "already exists") {
+				return nil, fmt.Errorf("network %s: %w", name, provider.ErrExists)
+			}
+			if strings.Contains(err.Error(), "overlaps") {
+				// Another create reserved that subnet and its network
+				// is not listed yet: wait a little, then look again
+				// (it may be this cluster's name).
+				lastErr = err
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(time.Duration(100*(attempt+1)) * time.Millisecond):
+				}
+				continue
+			}
+			return nil, fmt.Errorf("creating network %s (%s): %w", name, subnet, err)
+		}
+		if err := p.keepIfFirst(ctx, name, created.ID); err != nil {
+			return nil, err
+		}
+		return &provider.Network{Name: name, Subnet: subnet, Gateway: gateway}, nil
 	}
-	subnet := FreeSubnet(used)
-	if subnet == nil {
-		return nil, fmt.Errorf("no free /24 left for the cluster network: delete unused Docker networks")
-	}
-	gateway := provider.NthIP(subnet, 1)
-	// Docker hands out the lower half only (the nodes' static addresses
-	// are there too): the upper half is the LoadBalancer pool.
-	containers, err := config.ContainerRange(subnet)
+	return nil, fmt.Errorf("creating network %s: every free subnet was taken by another create meanwhile: %w", name, lastErr)
+}
+
+// keepIfFirst removes the network id and fails with ErrExists if another
+// network of the same name is older.
+func (p *Provider) keepIfFirst(ctx context.Context, name, id string) error {
+	list, err := p.api.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("listing networks: %w", err)
 	}
-	name := NetworkName(cluster)
-	_, err = p.api.NetworkCreate(ctx, name, network.CreateOptions{
-		Driver: "bridge",
-		IPAM: &network.IPAM{Config: []network.IPAMConfig{{
-			Subnet:  subnet.String(),
-			IPRange: containers.String(),
-			Gateway: gateway.String(),
-		}}},
-		Options: map[string]string{"com.docker.network.driver.mtu": "1500"},
-		Labels:  map[string]string{nodeconfig.LabelCluster: cluster},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating network %s (%s): %w", name, subnet, err)
+	first := id
+	var firstAt time.Time
+	for _, n := range list {
+		if n.Name != name {
+			continue // the filter matches substrings
+		}
+		if n.ID == id && firstAt.IsZero() {
+			firstAt = n.Created
+			continue
+		}
+		if firstAt.IsZero() || n.Created.Before(firstAt) || (n.Created.Equal(firstAt) && n.ID < first) {
+			first, firstAt = n.ID, n.Created
+		}
 	}
-	return &provider.Network{Name: name, Subnet: subnet, Gateway: gateway}, nil
+	if first == id {
+		return nil
+	}
+	if err := p.api.NetworkRemove(context.WithoutCancel(ctx), id); err != nil && !client.IsErrNotFound(err) {
+		return fmt.Errorf("network %s: %w; removing this create's duplicate %s also failed: %v", name, provider.ErrExists, id, err)
+	}
+	return fmt.Errorf("network %s: %w (another berth is creating the same cluster)", name, provider.ErrExists)
 }
 
 // FreeSubnet returns the first candidate /24 that overlaps none of used.
@@ -249,7 +321,13 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 	var mounts []mount.Mount
 	if !spec.Helper {
 		vol := volumeName(spec.Name)
-		if _, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: map[string]string{nodeconfig.LabelCluster: spec.Cluster}}); err != nil {
+		volLabels := map[string]string{nodeconfig.LabelCluster: spec.Cluster}
+		if id := spec.Labels[provider.LabelCreateID]; id != "" {
+			volLabels[provider.LabelCreateID] = id
+		}
+		// A volume of that name may exist (Docker returns it): then it is
+		// not this create's, and the container create below conflicts.
+		if _, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: volLabels}); err != nil {
 			return fmt.Errorf("creating volume %s: %w", vol, err)
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: vol, Target: "/var"})
@@ -306,6 +384,9 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 		spec.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: spec.IP.String()}},
 	}}
 	if _, err := p.api.ContainerCreate(ctx, cfg, host, netCfg, nil, spec.Name); err != nil {
+		if errdefs.IsConflict(err) {
+			return fmt.Errorf("creating node %s: %w (%v)", spec.Name, provider.ErrExists, err)
+		}
 		return fmt.Errorf("creating node %s: %w", spec.Name, err)
 	}
 	if len(spec.Files) > 0 {
@@ -406,7 +487,20 @@ func (p *Provider) DeleteCluster(ctx context.Context, cluster string) error {
 	if cluster == "" {
 		return fmt.Errorf("deleting a cluster needs its name")
 	}
+	return p.deleteMatching(ctx, clusterFilter(cluster))
+}
+
+// DeleteCreated removes what the create createID made of cluster.
+func (p *Provider) DeleteCreated(ctx context.Context, cluster, createID string) error {
+	if cluster == "" || createID == "" {
+		return fmt.Errorf("deleting what a create made needs the cluster name and the create's ID")
+	}
 	f := clusterFilter(cluster)
+	f.Add("label", provider.LabelCreateID+"="+createID)
+	return p.deleteMatching(ctx, f)
+}
+
+func (p *Provider) deleteMatching(ctx context.Context, f filters.Args) error {
 	var errs []error
 	list, err := p.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 	if err != nil {
@@ -509,4 +603,77 @@ func (p *Provider) ClusterObjects(ctx context.Context, cluster string) (int, int
 		return 0, 0, 0, err
 	}
 	return len(cs), len(ns), len(vs.Volumes), nil
+}
+
+func markerVolume(cluster string) string { return "berth-" + cluster + "-complete" }
+
+// MarkComplete records that the cluster's create finished: an empty
+// volume, labelled with the cluster (so deleting the cluster removes it)
+// and LabelComplete. Container labels cannot change after creation, and
+// a volume is listed as cheaply as a container, without reading a file
+// from a node.
+func (p *Provider) MarkComplete(ctx context.Context, cluster string) error {
+	_, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: markerVolume(cluster), Labels: map[string]string{
+		nodeconfig.LabelCluster: cluster, provider.LabelComplete: "true",
+	}})
+	if err != nil {
+		return fmt.Errorf("marking cluster %q complete: %w", cluster, err)
+	}
+	return nil
+}
+
+// Clusters lists every cluster with containers, networks or volumes.
+func (p *Provider) Clusters(ctx context.Context) ([]provider.ClusterState, error) {
+	f := clusterFilter("")
+	byName := map[string]*provider.ClusterState{}
+	get := func(labels map[string]string) *provider.ClusterState {
+		name := labels[nodeconfig.LabelCluster]
+		if name == "" {
+			return nil
+		}
+		if byName[name] == nil {
+			byName[name] = &provider.ClusterState{Name: name}
+		}
+		return byName[name]
+	}
+	cs, err := p.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("listing containers: %w", err)
+	}
+	for _, c := range cs {
+		if s := get(c.Labels); s != nil {
+			s.Containers++
+			if c.Labels[provider.LabelCreateID] != "" {
+				s.Tracked = true
+			}
+		}
+	}
+	ns, err := p.api.NetworkList(ctx, network.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("listing networks: %w", err)
+	}
+	for _, n := range ns {
+		if s := get(n.Labels); s != nil {
+			s.Networks++
+		}
+	}
+	vs, err := p.api.VolumeList(ctx, volume.ListOptions{Filters: f})
+	if err != nil {
+		return nil, fmt.Errorf("listing volumes: %w", err)
+	}
+	for _, v := range vs.Volumes {
+		if s := get(v.Labels); s != nil {
+			if v.Labels[provider.LabelComplete] == "true" {
+				s.Complete = true
+			} else {
+				s.Volumes++
+			}
+		}
+	}
+	out := make([]provider.ClusterState, 0, len(byName))
+	for _, s := range byName {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }

@@ -54,18 +54,27 @@ func newGetCommand(g *Globals) *cobra.Command {
 			}
 			if output == "wide" {
 				tw := tabwriter.NewWriter(g.Out, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tNODES\tRUNNING\tVERSION")
+				fmt.Fprintln(tw, "NAME\tNODES\tRUNNING\tVERSION\tSTATUS")
 				for _, s := range sums {
 					v := s.KubernetesVersion
 					if v == "" {
 						v = "-"
 					}
-					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", s.Name, s.Nodes, s.Running, v)
+					status := "complete"
+					if s.Incomplete {
+						status = cluster.IncompleteStatus(s.Name)
+					}
+					fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Name, s.Nodes, s.Running, v, status)
 				}
 				return tw.Flush()
 			}
+			// stdout stays one name a line (scripts read it); a half-made
+			// cluster is also named on stderr, with what to do.
 			for _, s := range sums {
 				fmt.Fprintln(g.Out, s.Name)
+				if s.Incomplete && !g.Quiet {
+					fmt.Fprintf(g.ErrOut, "cluster %s is %s\n", s.Name, cluster.IncompleteStatus(s.Name))
+				}
 			}
 			return nil
 		},

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/cluster/provider/docker"
 	"github.com/berth-dev/berth/cmd/berth/ui"
+	kubectllike "github.com/berth-dev/berth/kubectl-like"
 )
 
 // Streams are a command's standard streams.
@@ -126,21 +128,102 @@ Run berth with no arguments at a terminal for an overview of your clusters.`,
 		newStatusCommand(g),
 	)
 	addWorkloadCommands(root, g)
+	refuseUnknownSubcommands(root)
 	return root
 }
 
-// Execute runs the command line and returns the exit code.
-func Execute(ctx context.Context, streams Streams) int {
-	root := NewRoot(streams)
-	if err := root.ExecuteContext(ctx); err != nil {
-		msg := err.Error()
-		if errors.Is(err, context.Canceled) {
-			msg = "interrupted"
-		}
-		fmt.Fprintf(streams.ErrOut, "%s %s\n", ui.NewTheme(ui.ColorEnabled(streams.ErrOut, false)).Fail.Render("error:"), msg)
-		return 1
+// refuseUnknownSubcommands makes every command that only groups others
+// (`berth get`, `berth delete`, ...) fail on an unknown subcommand. cobra
+// would print the group's help and exit 0, and a script would take a
+// typo for success.
+func refuseUnknownSubcommands(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		refuseUnknownSubcommands(c)
 	}
-	return 0
+	if cmd == cmd.Root() || !cmd.HasSubCommands() || cmd.Runnable() {
+		return
+	}
+	cmd.Args = cobra.ArbitraryArgs
+	cmd.RunE = func(c *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return c.Help()
+		}
+		return fmt.Errorf("unknown command %q for %q", args[0], c.CommandPath())
+	}
+}
+
+// Execute runs the command line and returns the exit code: 0, kubectl's
+// own code for a failure of a kubectl-built command (`berth kubectl --
+// exec POD -- sh -c 'exit 3'` exits 3, as kubectl does), 130 for an
+// interrupt, else 1. A panic is reported as an internal error in one
+// line, never as a Go stack trace (BERTH_TRACEBACK=1 shows it).
+func Execute(ctx context.Context, streams Streams) int {
+	return ExecuteArgs(ctx, streams, os.Args[1:])
+}
+
+// ExecuteArgs is Execute with the arguments given (without the program
+// name).
+func ExecuteArgs(ctx context.Context, streams Streams, args []string) (code int) {
+	root := NewRoot(streams)
+	root.SetArgs(args)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return fmt.Errorf("%w\nsee `%s --help` for its flags", err, cmd.CommandPath())
+	})
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if os.Getenv("BERTH_TRACEBACK") == "1" {
+			panic(r)
+		}
+		code = reportError(streams.ErrOut, fmt.Errorf("internal error: %v\nthis is a bug in berth: please report it with the command you ran (BERTH_TRACEBACK=1 prints where it happened)", r))
+	}()
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		err = fmt.Errorf("%w\nrun `%s --help` to see the commands", err, cmd.CommandPath())
+	}
+	return reportError(streams.ErrOut, err)
+}
+
+// reportError prints err as berth's one-line "error: ..." message (unless
+// the error says everything was already printed) and returns the exit
+// code it asks for.
+func reportError(w io.Writer, err error) int {
+	code := ExitCode(err)
+	msg := err.Error()
+	var exit *kubectllike.ExitError
+	if errors.As(err, &exit) && exit.Message == "" {
+		// kubectl printed its error itself.
+		return code
+	}
+	if errors.Is(err, context.Canceled) {
+		msg = "interrupted"
+	}
+	fmt.Fprintf(w, "%s %s\n", ui.NewTheme(ui.ColorEnabled(w, false)).Fail.Render("error:"), msg)
+	return code
+}
+
+// ExitCode is the process exit code for err: the code an error carries
+// (kubectl's ExitError, an *exec.ExitError), 130 for an interrupt (the
+// shell's code for SIGINT), else 1.
+func ExitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		if c := coded.ExitCode(); c > 0 && c < 256 {
+			return c
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return 130
+	}
+	return 1
 }
 
 // addNameFlag registers --name (the cluster) with berth's default, and

@@ -56,8 +56,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// The node image must match this tree (a no-op when its recipe is
-	// unchanged; minutes on a fresh machine).
+	// unchanged; minutes on a fresh machine). E2E_BUILD_NODE_IMAGE=0
+	// uses the image as it is (on a shared machine whose image another
+	// tree built).
 	image := exec.Command(berthBin, "build", "node-image")
+	if os.Getenv("E2E_BUILD_NODE_IMAGE") == "0" {
+		image = exec.Command("true")
+	}
 	image.Dir = repoRoot
 	image.Stdout, image.Stderr = os.Stderr, os.Stderr
 	if err := image.Run(); err != nil {
