@@ -370,3 +370,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// IdleGOGCEnv names the environment variable that, set to a percentage,
+// makes a component lower its GOGC to it after its first minute
+// (components.IdleAfter).
+const IdleGOGCEnv = "BERTH_IDLE_GOGC"
+
+// idleGOGC is each component's GOGC once start-up is over: half the heap
+// headroom of Go's default. The same for all today; a component that
+// measures better with another value gets its own entry.
+var idleGOGC = map[string]int{
+	"etcd":                    50,
+	"kube-apiserver":          50,
+	"kube-controller-manager": 50,
+	"kube-scheduler":          50,
+	"kubelet":                 50,
+	"kube-proxy":              50,
+}
+
+// GoRuntimeEnv returns the Go runtime environment for component name.
+func GoRuntimeEnv(name string) []string {
+	if v, ok := idleGOGC[name]; ok {
+		return []string{fmt.Sprintf("%s=%d", IdleGOGCEnv, v)}
+	}
+	return nil
+}

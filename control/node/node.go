@@ -159,7 +159,7 @@ type startPlan struct {
 // berth-node binary, which every Kubernetes component is.
 func planStarts(n *nodeconfig.Node, self string) startPlan {
 	component := func(name string, args []string, stop time.Duration) supervisor.Spec {
-		return supervisor.Spec{Name: name, Path: self, Args: append([]string{name}, args...), StopTimeout: stop}
+		return supervisor.Spec{Name: name, Path: self, Args: append([]string{name}, args...), StopTimeout: stop, Env: cc.GoRuntimeEnv(name)}
 	}
 	var p startPlan
 	p.early = append(p.early, supervisor.Spec{Name: "containerd", Path: ContainerdBin, Args: []string{"--config", cc.ContainerdConfig}, StopTimeout: 10 * time.Second})

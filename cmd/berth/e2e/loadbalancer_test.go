@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/berth-dev/berth/cluster/config"
 	"github.com/berth-dev/berth/cluster/provider/docker"
@@ -81,6 +82,44 @@ func TestLoadBalancer(t *testing.T) {
 	announcer := answeringNode(t, name, nodes, localIP)
 	if !hasHelloPod(t, client, announcer) {
 		t.Errorf("%s answers for the Local Service %s but runs none of its pods", announcer, localIP)
+	}
+
+	// 3b. Two Services share one address (MetalLB's allow-shared-ip with
+	// the same key, different ports) and both answer on it.
+	sharedIP := net.IP(pool.Last.Prev().Prev().AsSlice()).String()
+	shared := map[string]string{"metallb.io/loadBalancerIPs": sharedIP, "metallb.io/allow-shared-ip": "web"}
+	createLBPort(t, client, "lb-shared-a", shared, 80)
+	createLBPort(t, client, "lb-shared-b", shared, 8081)
+	for _, svc := range []string{"lb-shared-a", "lb-shared-b"} {
+		if got := waitLBIP(t, client, svc, 10*time.Second); got != sharedIP {
+			t.Errorf("%s asked for the shared %s, got %s", svc, sharedIP, got)
+		}
+	}
+	httpGet(t, "http://"+sharedIP+"/", 10*time.Second)
+	httpGet(t, "http://"+sharedIP+":8081/", 10*time.Second)
+
+	// 3c. A Service of another loadBalancerClass is not MetalLB's: it
+	// gets no address (MetalLB serves Services without a class).
+	other := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "lb-other-class", Namespace: "default"},
+		Spec: corev1.ServiceSpec{
+			Type:              corev1.ServiceTypeLoadBalancer,
+			LoadBalancerClass: ptr.To("example.com/other"),
+			Selector:          map[string]string{"app": "hello"},
+			Ports:             []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	if _, err := client.CoreV1().Services("default").Create(context.Background(), other, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating service lb-other-class: %v", err)
+	}
+	// Another Service created after it gets its address, so MetalLB has
+	// seen both by then.
+	createLB(t, client, "lb-after-class", nil, corev1.ServiceExternalTrafficPolicyCluster)
+	waitLBIP(t, client, "lb-after-class", 10*time.Second)
+	if svc, err := client.CoreV1().Services("default").Get(context.Background(), "lb-other-class", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if in := svc.Status.LoadBalancer.Ingress; len(in) > 0 {
+		t.Errorf("a Service of loadBalancerClass example.com/other got %v from MetalLB", in)
 	}
 
 	// 4. The answering node stops: another takes the address over.
@@ -182,6 +221,22 @@ func TestLoadBalancerPoolOfOne(t *testing.T) {
 }
 
 // createLB makes a LoadBalancer Service in front of the hello pods.
+// createLBPort creates a LoadBalancer Service for the hello pods on port.
+func createLBPort(t *testing.T, client kubernetes.Interface, name string, annotations map[string]string, port int32) {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: annotations},
+		Spec: corev1.ServiceSpec{
+			Type:     corev1.ServiceTypeLoadBalancer,
+			Selector: map[string]string{"app": "hello"},
+			Ports:    []corev1.ServicePort{{Port: port, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	if _, err := client.CoreV1().Services("default").Create(context.Background(), svc, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating service %s: %v", name, err)
+	}
+}
+
 func createLB(t *testing.T, client kubernetes.Interface, name string, annotations map[string]string, policy corev1.ServiceExternalTrafficPolicy) string {
 	t.Helper()
 	svc := &corev1.Service{
