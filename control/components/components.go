@@ -72,7 +72,8 @@ const IdleAfter = time.Minute
 // starting, keep the heap small when idle": start-up allocates fast
 // (GOGC=100 keeps collections, and CPU, down on the create's critical
 // path), while an idle local cluster is judged by its memory, where
-// GOGC=50 cut the control-plane node by ~75 MiB (docs/performance.md).
+// GOGC=50 from the start cut the control-plane node by ~75 MiB
+// (docs/performance.md).
 // This is the one place berth-node can do both, since every component is
 // this binary.
 func tuneGC() {
@@ -87,6 +88,10 @@ func tuneGC() {
 	go func() {
 		time.Sleep(IdleAfter)
 		debug.SetGCPercent(percent)
+		// A lower GOGC only bounds the heap's growth from now on; the
+		// pages start-up touched stay resident until returned. One
+		// collection that returns them, once, off the critical path.
+		debug.FreeOSMemory()
 	}()
 }
 
