@@ -236,7 +236,7 @@ func (h Host) Plan(ctx context.Context, cfg *config.Cluster, taken Taken) ([][]n
 			}
 			if len(free) < s.VFs {
 				add(field+".vfs", "%d VFs asked for, but %s has %d free of %d%s: %s",
-					s.VFs, s.PF, len(free), len(st.vfs), describeReasons(reasons), nextStep(s, st))
+					s.VFs, s.PF, len(free), len(st.vfs), describeReasons(reasons), nextStep(s, st, reasons["held by other berth nodes"] > 0))
 				continue
 			}
 			for _, vf := range free[:s.VFs] {
@@ -258,26 +258,34 @@ func describeReasons(reasons map[string]int) string {
 		return ""
 	}
 	var parts []string
-	for _, kind := range []string{"held by other berth nodes", "asked for by other entries", "carry the host's default route"} {
+	first := []string{"held by other berth nodes", "asked for by other entries", "carry the host's default route"}
+	for _, kind := range first {
 		if n := reasons[kind]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, kind))
-			delete(reasons, kind)
 		}
 	}
 	for _, kind := range slices.Sorted(maps.Keys(reasons)) {
-		parts = append(parts, fmt.Sprintf("%d %s", reasons[kind], kind))
+		if !slices.Contains(first, kind) {
+			parts = append(parts, fmt.Sprintf("%d %s", reasons[kind], kind))
+		}
 	}
 	return " (" + strings.Join(parts, "; ") + ")"
 }
 
-func nextStep(s config.SRIOV, st *pfState) string {
-	switch {
-	case s.Mode == nodeconfig.SRIOVModeVFIO:
-		return "bind more VFs to vfio-pci, or ask for fewer"
-	case st.pf.NumVFs < st.pf.TotalVFs && st.pf.NumVFs > 0:
-		return fmt.Sprintf("ask for fewer, free some (delete the cluster holding them), or recreate the PF's VFs with more (sriov_numvfs, at most %d)", st.pf.TotalVFs)
+func nextStep(s config.SRIOV, st *pfState, held bool) string {
+	steps := []string{"ask for fewer"}
+	if held {
+		steps = append(steps, "free some (delete the cluster holding them)")
 	}
-	return "ask for fewer, or free some (delete the cluster holding them)"
+	if s.Mode == nodeconfig.SRIOVModeVFIO {
+		steps = append(steps, "bind more VFs to vfio-pci")
+	} else if st.pf.NumVFs < st.pf.TotalVFs {
+		steps = append(steps, fmt.Sprintf("give the PF more VFs (sriov_numvfs: at most %d; it must be set to 0 first)", st.pf.TotalVFs))
+	}
+	if len(steps) == 1 {
+		return steps[0]
+	}
+	return strings.Join(steps[:len(steps)-1], ", ") + " or " + steps[len(steps)-1]
 }
 
 // waitForVFs waits for the kernel (and udev) to make the n VFs that
