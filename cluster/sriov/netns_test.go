@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/berth-dev/berth/cluster/config"
+	"github.com/berth-dev/berth/cluster/sriov/sriovtest"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
@@ -169,5 +171,67 @@ func TestAttachAndReclaim(t *testing.T) {
 	gone.Interface, gone.MAC = "shnone0", "02:5e:ff:ff:ff:ff"
 	if err := Reclaim(ctx, []int{node}, []nodeconfig.VF{gone}); err == nil {
 		t.Error("Reclaim of a VF that exists nowhere did not fail")
+	}
+}
+
+// The way the end-to-end test uses this package: a fake sysfs maps a PF
+// to real veths as its VFs; Plan finds them (with the host's real default
+// route), Attach and Reclaim move the real interfaces.
+func TestFakeTreeWithRealVeths(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (network namespaces)")
+	}
+	ctx := context.Background()
+	node, _ := startNamespaces(t)
+	var vfs []sriovtest.VF
+	for i := range 2 {
+		name := fmt.Sprintf("shv%d_%d", i, os.Getpid()%10000)
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: fmt.Sprintf("shp%d_%d", i, os.Getpid()%10000)}
+		if err := netlink.LinkAdd(veth); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if l, err := netlink.LinkByName(name); err == nil {
+				_ = netlink.LinkDel(l)
+			}
+		})
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vfs = append(vfs, sriovtest.VF{Netdev: name, MAC: l.Attrs().HardwareAddr.String(), Driver: "veth"})
+	}
+	tree, err := sriovtest.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tree.AddPF(sriovtest.PF{Name: "shpf0", VFs: vfs}); err != nil {
+		t.Fatal(err)
+	}
+	c := cluster(t, []config.SRIOV{{PF: "shpf0", VFs: 2}})
+	plan, err := Host{SysfsRoot: tree.Root}.Plan(ctx, c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := plan[1]
+	if len(got) != 2 || got[0].Interface != vfs[0].Netdev || got[1].MAC != vfs[1].MAC {
+		t.Fatalf("plan %+v, want the two veths", got)
+	}
+	if err := Attach(ctx, node, got); err != nil {
+		t.Fatal(err)
+	}
+	inNode := handleOf(t, node)
+	for _, vf := range got {
+		if _, err := inNode.LinkByName(vf.Interface); err != nil {
+			t.Errorf("%s is not in the node: %v", vf.Interface, err)
+		}
+	}
+	if err := Reclaim(ctx, []int{node}, got); err != nil {
+		t.Fatal(err)
+	}
+	for _, vf := range got {
+		if _, err := netlink.LinkByName(vf.Interface); err != nil {
+			t.Errorf("%s is not back on the host: %v", vf.Interface, err)
+		}
 	}
 }
