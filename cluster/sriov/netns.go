@@ -223,9 +223,10 @@ func attach(host, node *namespace, vf nodeconfig.VF) error {
 
 // Reclaim moves each netdevice VF of vfs back into the caller's (the
 // host's) network namespace under its host name, set down, wherever it
-// is: the namespace of one of pids (node containers' init processes) or
-// of any process below them (a pod inside a node, where the VF may be
-// called net1). A VF already in the host is renamed if needed. Reclaim
+// is: the namespace of one of pids (node containers' init processes; 0
+// for a stopped one) or of any process below them (a pod inside a node,
+// where the VF may be called net1, found by its MAC). A VF already in the
+// host, given back by the kernel under another name, is renamed. Reclaim
 // does what it can and returns every failure.
 //
 // Real VFs come back to the host by themselves when their namespace is
@@ -343,7 +344,9 @@ func namespacesBelow(pids []int, host *namespace) ([]*namespace, error) {
 		spaces = append(spaces, ns)
 	}
 	for _, pid := range pids {
-		open(pid, true)
+		if pid > 0 { // 0: a container that is not running
+			open(pid, true)
+		}
 	}
 	queue := append([]int(nil), pids...)
 	for len(queue) > 0 {
@@ -354,9 +357,8 @@ func namespacesBelow(pids []int, host *namespace) ([]*namespace, error) {
 			queue = append(queue, child)
 		}
 	}
-	if len(spaces) == 0 && len(pids) > 0 {
-		return nil, fmt.Errorf("none of processes %v has a network namespace of its own (are the nodes running?)", pids)
-	}
+	// None at all (the nodes are stopped): the VFs can only be in the
+	// host, where Reclaim still gives them their names back.
 	return spaces, nil
 }
 

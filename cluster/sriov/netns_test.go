@@ -235,3 +235,34 @@ func TestFakeTreeWithRealVeths(t *testing.T) {
 		}
 	}
 }
+
+// With the nodes stopped (no pids), Reclaim still renames a VF the kernel
+// gave back under another name.
+func TestReclaimWithoutRunningNodes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	name := fmt.Sprintf("shrn%d", os.Getpid()%100000)
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "shdev" + name[4:]}, PeerName: "shpe" + name[4:]}
+	if err := netlink.LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, n := range []string{name, veth.Name} {
+			if l, err := netlink.LinkByName(n); err == nil {
+				_ = netlink.LinkDel(l)
+			}
+		}
+	})
+	l, err := netlink.LinkByName(veth.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vf := nodeconfig.VF{PF: "shpf0", PCIAddress: "0000:99:03.0", Interface: name, MAC: l.Attrs().HardwareAddr.String(), Mode: nodeconfig.SRIOVModeNetdevice}
+	if err := Reclaim(context.Background(), []int{0}, []nodeconfig.VF{vf}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := netlink.LinkByName(name); err != nil {
+		t.Errorf("not renamed back to %s: %v", name, err)
+	}
+}
