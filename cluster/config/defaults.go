@@ -56,6 +56,7 @@ func (c *Cluster) SetDefaults() {
 				pm.Protocol = "TCP"
 			}
 		}
+		setSRIOVDefaults(n.SRIOV)
 	}
 	nw := &c.Networking
 	if nw.PodSubnet == "" {
@@ -193,6 +194,7 @@ func (c *Cluster) Validate() error {
 	}
 	errs = append(errs, c.validateLoadBalancer()...)
 	errs = append(errs, c.validateRegistry()...)
+	errs = append(errs, c.validateSRIOV()...)
 	if len(errs) > 0 {
 		return errs
 	}

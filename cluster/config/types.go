@@ -42,6 +42,7 @@ type Node struct {
 	Labels            map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
 	ExtraPortMappings []PortMapping     `json:"extraPortMappings,omitempty" yaml:"extraPortMappings,omitempty"`
 	ExtraMounts       []Mount           `json:"extraMounts,omitempty" yaml:"extraMounts,omitempty"`
+	SRIOV             []SRIOV           `json:"sriov,omitempty" yaml:"sriov,omitempty"` // sriov.go
 }
 
 // PortMapping publishes a node port on the host.
