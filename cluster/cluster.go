@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/cluster/kubeconfig"
 	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/cluster/sriov"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
@@ -206,11 +207,22 @@ func Delete(ctx context.Context, p provider.Provider, name, kubeconfigPath strin
 		return false, err
 	}
 	found = c+n+v > 0
+	var vfErr error
 	if found {
+		// SR-IOV VFs go back to the host under their own names before
+		// their nodes go (a veth stand-in would die with the node).
+		if nodes, err := p.ListNodes(ctx, name); err == nil {
+			vfErr = sriov.ReclaimNodes(ctx, p, nodes)
+		}
 		if err := p.DeleteCluster(ctx, name); err != nil {
 			return found, fmt.Errorf("deleting cluster %q: %w", name, err)
 		}
 	}
+	defer func() {
+		if err == nil && vfErr != nil {
+			err = fmt.Errorf("cluster %q deleted, but not every SR-IOV VF came back to the host: %w", name, vfErr)
+		}
+	}()
 	if kubeconfigPath != "" {
 		if err := kubeconfig.Remove(ctx, kubeconfigPath, kubeconfig.ContextName(name)); err != nil {
 			return found, fmt.Errorf("removing context %s from %s: %w", kubeconfig.ContextName(name), kubeconfigPath, err)

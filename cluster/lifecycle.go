@@ -10,15 +10,22 @@ import (
 
 	"github.com/berth-dev/berth/cluster/create"
 	"github.com/berth-dev/berth/cluster/provider"
+	"github.com/berth-dev/berth/cluster/sriov"
 )
 
 // Stop stops every container of the cluster, keeping all its state.
+// SR-IOV VFs go back to the host first, under their own names.
 func Stop(ctx context.Context, p provider.Provider, name string) error {
-	if _, err := Nodes(ctx, p, name); err != nil {
+	nodes, err := Nodes(ctx, p, name)
+	if err != nil {
 		return err
 	}
+	vfErr := sriov.ReclaimNodes(ctx, p, nodes)
 	if err := p.StopCluster(ctx, name); err != nil {
 		return fmt.Errorf("stopping cluster %q: %w", name, err)
+	}
+	if vfErr != nil {
+		return fmt.Errorf("cluster %q stopped, but not every SR-IOV VF came back to the host: %w", name, vfErr)
 	}
 	return nil
 }
@@ -32,6 +39,11 @@ func Start(ctx context.Context, p provider.Provider, name string, wait time.Dura
 	}
 	if err := p.StartCluster(ctx, name); err != nil {
 		return fmt.Errorf("starting cluster %q: %w", name, err)
+	}
+	// A restarted container has a new network namespace: its VFs go in
+	// again.
+	if err := sriov.AttachNodes(ctx, p, nodes); err != nil {
+		return fmt.Errorf("starting cluster %q: attaching SR-IOV VFs: %w", name, err)
 	}
 	if wait <= 0 {
 		return nil

@@ -179,3 +179,13 @@ func (c *Cluster) sriovAt(field string) SRIOV {
 	}
 	return c.Nodes[i].SRIOV[j]
 }
+
+// HasSRIOV reports whether any node asks for SR-IOV VFs.
+func (c *Cluster) HasSRIOV() bool {
+	for _, n := range c.Nodes {
+		if len(n.SRIOV) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -25,6 +25,8 @@ import (
 	"github.com/berth-dev/berth/cluster/progress"
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/cluster/registry"
+	"github.com/berth-dev/berth/cluster/sriov"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
 // Images makes sure node images exist in the container engine (found
@@ -79,6 +81,8 @@ type state struct {
 	// createID labels everything this create makes
 	// (provider.LabelCreateID), so its undo removes exactly that.
 	createID string
+	// vfs are the SR-IOV VFs each node gets (reserveVFs).
+	vfs [][]nodeconfig.VF
 }
 
 // Create creates the cluster described by opts.Config.
@@ -112,8 +116,13 @@ func Create(ctx context.Context, p provider.Provider, opts Options) (*Result, er
 func Steps(cfg *config.Cluster, wait time.Duration) []step {
 	steps := []step{
 		{name: "checking the name is free", run: checkNameFree, quiet: true},
-		{name: "ensuring the node image", run: ensureImages},
 	}
+	if cfg.HasSRIOV() {
+		// Before anything is made: a config asking for VFs the host
+		// does not have is refused here, naming the field.
+		steps = append(steps, step{name: "choosing SR-IOV VFs", run: reserveVFs})
+	}
+	steps = append(steps, step{name: "ensuring the node image", run: ensureImages})
 	if cfg.Registry != nil {
 		steps = append(steps, step{name: "starting the local registry (" + registry.HostAddress(cfg.RegistryPort()) + ")", run: ensureRegistry})
 	}
@@ -121,6 +130,9 @@ func Steps(cfg *config.Cluster, wait time.Duration) []step {
 		step{name: "creating network and certificates", run: createNetworkAndPKI, undo: removeCluster},
 		step{name: fmt.Sprintf("starting %d node(s)", len(cfg.Nodes)), run: startNodes},
 	)
+	if cfg.HasSRIOV() {
+		steps = append(steps, step{name: "attaching SR-IOV VFs to the nodes", run: attachVFs, undo: reclaimVFs})
+	}
 	if cfg.Registry != nil {
 		steps = append(steps, step{name: "connecting the local registry", run: connectRegistry, undo: disconnectRegistry})
 	}
@@ -141,6 +153,44 @@ func Steps(cfg *config.Cluster, wait time.Duration) []step {
 	// killed before it could undo anything); `berth get clusters` says so.
 	steps = append(steps, step{name: "marking the cluster complete", run: markComplete, quiet: true})
 	return steps
+}
+
+// reserveVFs chooses each node's VFs among those no berth node holds.
+func reserveVFs(ctx context.Context, s *state) error {
+	all, err := s.p.ListNodes(ctx, "")
+	if err != nil {
+		return err
+	}
+	var labels []map[string]string
+	for _, n := range all {
+		labels = append(labels, n.Labels)
+	}
+	taken, err := sriov.TakenFromLabels(labels)
+	if err != nil {
+		return err
+	}
+	s.vfs, err = sriov.HostFromEnv().Plan(ctx, s.cfg, taken)
+	return err
+}
+
+// plannedNodes are the planned node containers as the provider lists
+// them (name and labels).
+func (s *state) plannedNodes() []provider.Node {
+	var nodes []provider.Node
+	for _, n := range s.plan.Nodes {
+		nodes = append(nodes, provider.Node{Name: n.Spec.Name, Cluster: n.Spec.Cluster, Role: n.Spec.Role, Labels: n.Spec.Labels})
+	}
+	return nodes
+}
+
+// attachVFs moves each node's netdevice VFs into it.
+func attachVFs(ctx context.Context, s *state) error {
+	return sriov.AttachNodes(ctx, s.p, s.plannedNodes())
+}
+
+// reclaimVFs gives the VFs back to the host before the nodes are removed.
+func reclaimVFs(ctx context.Context, s *state) error {
+	return sriov.ReclaimNodes(ctx, s.p, s.plannedNodes())
 }
 
 func markComplete(ctx context.Context, s *state) error {
@@ -210,7 +260,7 @@ func createNetworkAndPKI(ctx context.Context, s *state) error {
 		}
 		return err
 	}
-	s.plan, err = plan(PlanInput{Config: s.cfg, Network: s.network, PKI: s.pki, APIPort: s.apiPort})
+	s.plan, err = plan(PlanInput{Config: s.cfg, Network: s.network, PKI: s.pki, APIPort: s.apiPort, VFs: s.vfs})
 	return err
 }
 

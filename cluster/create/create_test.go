@@ -88,6 +88,8 @@ func (f *fakeProvider) CreateNode(ctx context.Context, spec provider.NodeSpec) e
 	return nil
 }
 
+func (f *fakeProvider) NodePID(context.Context, string) (int, error) { return 0, nil }
+
 func (f *fakeProvider) ListNodes(context.Context, string) ([]provider.Node, error) {
 	return f.existing, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/berth-dev/berth/cluster/internal/pki"
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/cluster/registry"
+	"github.com/berth-dev/berth/cluster/sriov"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
@@ -54,6 +55,9 @@ type PlanInput struct {
 	PKI     *pki.Cluster
 	// APIPort is the host port the API server is published on.
 	APIPort int
+	// VFs are the SR-IOV VFs each node gets (VFs[i] for Config.Nodes[i];
+	// nil: none), chosen by sriov.Host.Plan.
+	VFs [][]nodeconfig.VF
 }
 
 // plan computes every node's spec, configuration and files. It makes
@@ -159,6 +163,11 @@ func plan(in PlanInput) (*Plan, error) {
 			KubernetesVersion:  cfg.KubernetesVersion,
 			LoadBalancerPool:   lbPool,
 		}
+		var vfs []nodeconfig.VF
+		if i < len(in.VFs) {
+			vfs = in.VFs[i]
+		}
+		nc.SRIOV = vfs
 		if n.Role == nodeconfig.RoleControlPlane {
 			nc.PodCIDRs = podCIDRs
 			if hasWorkers {
@@ -178,6 +187,16 @@ func plan(in PlanInput) (*Plan, error) {
 			IP:      ips[i],
 			Files:   files,
 			Labels:  map[string]string{nodeconfig.LabelKubernetesVersion: cfg.KubernetesVersion},
+		}
+		if len(vfs) > 0 {
+			// The label is the record of which VFs the node holds: for
+			// start, stop and delete, and for other clusters' plans.
+			label, err := nodeconfig.FormatVFLabel(vfs)
+			if err != nil {
+				return nil, err
+			}
+			spec.Labels[nodeconfig.LabelSRIOV] = label
+			spec.Devices = sriov.VFIODevices(vfs)
 		}
 		if port := cfg.RegistryPort(); port > 0 {
 			// containerd's certs.d: localhost:<port> is the local registry.

@@ -52,6 +52,9 @@ type NodeSpec struct {
 	// Helper marks a container that is not a Kubernetes node (the API
 	// load balancer): no extra privileges, no /var volume.
 	Helper bool
+	// Devices are host device nodes passed into the container under the
+	// same path, readable and writable (vfio groups for SR-IOV).
+	Devices []string
 }
 
 // Node is a node container as the engine reports it.
@@ -136,6 +139,9 @@ type Provider interface {
 	// CreateNode creates and starts a node container; ErrExists if a
 	// container of that name exists.
 	CreateNode(ctx context.Context, spec NodeSpec) error
+	// NodePID returns the host PID of a node container's init process,
+	// 0 when the container is not running.
+	NodePID(ctx context.Context, name string) (int, error)
 	// ListNodes lists the node containers of cluster ("" for all).
 	ListNodes(ctx context.Context, cluster string) ([]Node, error)
 	// DeleteCluster removes every container, network and volume of cluster.

@@ -217,6 +217,18 @@ func isPrivilegeRefusal(err error) bool {
 		(strings.Contains(msg, "operation not permitted") && strings.Contains(msg, "cap"))
 }
 
+// NodePID implements provider.Provider.
+func (p *Provider) NodePID(ctx context.Context, name string) (int, error) {
+	info, err := p.api.ContainerInspect(ctx, name)
+	if err != nil {
+		return 0, fmt.Errorf("inspecting node %s: %w", name, err)
+	}
+	if info.State == nil || !info.State.Running {
+		return 0, nil
+	}
+	return info.State.Pid, nil
+}
+
 // CreateNode creates, fills and starts one node container. The first
 // node tries --privileged; if the engine refuses it, that node and every
 // later one use an explicit capability set instead.
@@ -369,6 +381,9 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 		host.MaskedPaths = []string{}
 		host.ReadonlyPaths = []string{}
 		host.Resources.DeviceCgroupRules = []string{"a *:* rwm"}
+	}
+	for _, d := range spec.Devices {
+		host.Resources.Devices = append(host.Resources.Devices, container.DeviceMapping{PathOnHost: d, PathInContainer: d, CgroupPermissions: "rwm"})
 	}
 	cfg := &container.Config{
 		Image:        spec.Image,
