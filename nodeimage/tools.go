@@ -40,6 +40,9 @@ var goTools = []goTool{
 	{Name: "loopback", Package: cniPlugins + "main/loopback@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
 	{Name: "host-local", Package: cniPlugins + "ipam/host-local@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
 	{Name: "portmap", Package: cniPlugins + "meta/portmap@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
+	// berth-sriov (SR-IOV, netdevice mode) delegates moving a VF into a
+	// pod to it.
+	{Name: "host-device", Package: cniPlugins + "main/host-device@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
 	// The default StorageClass's provisioner, also run from an image.
 	{Name: "local-path-provisioner", Package: "github.com/rancher/local-path-provisioner@" + versions.LocalPath},
 }
