@@ -105,7 +105,7 @@ func newGetCommand(g *Globals) *cobra.Command {
 				_, err = g.Out.Write(data)
 				return err
 			case "", "wide":
-				return printNodes(g.Out, rows)
+				return printNodes(g.Out, rows, output == "wide")
 			default:
 				return fmt.Errorf("unknown output format %q: use json, yaml or wide", output)
 			}
@@ -155,6 +155,8 @@ type NodeRow struct {
 	Version   string `json:"version"`
 	IP        string `json:"ip"`
 	Container string `json:"container"`
+	// SRIOV lists the node's SR-IOV VFs and the pods using them.
+	SRIOV []cluster.VFUse `json:"sriov,omitempty"`
 }
 
 func nodeRows(ctx context.Context, g *Globals, name string) ([]NodeRow, error) {
@@ -167,16 +169,20 @@ func nodeRows(ctx context.Context, g *Globals, name string) ([]NodeRow, error) {
 		return nil, err
 	}
 	byName := map[string]*corev1.Node{}
-	if client, err := cluster.Client(ctx, p, name); err == nil {
+	client, err := cluster.Client(ctx, p, name)
+	if err == nil {
 		if list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
 			for i := range list.Items {
 				byName[list.Items[i].Name] = &list.Items[i]
 			}
 		}
+	} else {
+		client = nil
 	}
+	vfs := cluster.VFUsage(ctx, p, client, containers)
 	var rows []NodeRow
 	for _, c := range containers {
-		row := NodeRow{Name: c.Name, Role: c.Role, IP: c.IP, Container: c.State, Status: "Unknown", Version: "-"}
+		row := NodeRow{Name: c.Name, Role: c.Role, IP: c.IP, Container: c.State, Status: "Unknown", Version: "-", SRIOV: vfs[c.Name]}
 		if v := c.Labels[nodeconfig.LabelKubernetesVersion]; v != "" {
 			row.Version = v
 		}
@@ -197,13 +203,37 @@ func nodeRows(ctx context.Context, g *Globals, name string) ([]NodeRow, error) {
 	return rows, nil
 }
 
-func printNodes(w io.Writer, rows []NodeRow) error {
+func printNodes(w io.Writer, rows []NodeRow, wide bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tROLE\tSTATUS\tVERSION\tIP\tCONTAINER")
+	header := "NAME\tROLE\tSTATUS\tVERSION\tIP\tCONTAINER"
+	if wide {
+		header += "\tSR-IOV VFS"
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join([]string{r.Name, r.Role, r.Status, r.Version, r.IP, r.Container}, "\t"))
+		cols := []string{r.Name, r.Role, r.Status, r.Version, r.IP, r.Container}
+		if wide {
+			cols = append(cols, vfSummary(r.SRIOV))
+		}
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
 	}
 	return tw.Flush()
+}
+
+// vfSummary is the SR-IOV column: PF/PCI (mode) → pod, per VF.
+func vfSummary(vfs []cluster.VFUse) string {
+	if len(vfs) == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, v := range vfs {
+		use := "free"
+		if v.Pod != "" {
+			use = v.Pod
+		}
+		parts = append(parts, fmt.Sprintf("%s/%s(%s)→%s", v.PF, v.PCIAddress, v.Mode, use))
+	}
+	return strings.Join(parts, " ")
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -189,6 +189,8 @@ func (o *StatusOptions) Snapshot(ctx context.Context) (*ui.Snapshot, error) {
 		nodes  = map[string]*corev1.Node{}
 		pods   = map[string][2]int{}
 		kubeOK bool
+		// allocated sums extended-resource requests per node.
+		allocated = map[string]map[corev1.ResourceName]int64{}
 	)
 	client, server, err := o.kube(ctx)
 	if err != nil {
@@ -212,6 +214,16 @@ func (o *StatusOptions) Snapshot(ctx context.Context) (*ui.Snapshot, error) {
 			for _, p := range list.Items {
 				if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 					continue
+				}
+				for _, ctr := range p.Spec.Containers {
+					for r, q := range ctr.Resources.Requests {
+						if isDeviceResource(r) {
+							if allocated[p.Spec.NodeName] == nil {
+								allocated[p.Spec.NodeName] = map[corev1.ResourceName]int64{}
+							}
+							allocated[p.Spec.NodeName][r] += q.Value()
+						}
+					}
 				}
 				c := pods[p.Spec.NodeName]
 				c[0]++
@@ -239,6 +251,12 @@ func (o *StatusOptions) Snapshot(ctx context.Context) (*ui.Snapshot, error) {
 				n.Status += ",SchedulingDisabled"
 			}
 			n.Version = kn.Status.NodeInfo.KubeletVersion
+			for r, q := range kn.Status.Allocatable {
+				if isDeviceResource(r) {
+					n.Devices = append(n.Devices, ui.DeviceStatus{Resource: string(r), Allocatable: q.Value(), Allocated: allocated[c.Name][r]})
+				}
+			}
+			sort.Slice(n.Devices, func(i, j int) bool { return n.Devices[i].Resource < n.Devices[j].Resource })
 		} else if kubeOK && c.State == "running" {
 			n.Status = "NotRegistered"
 		}
@@ -282,6 +300,14 @@ func (o *StatusOptions) warnings(ctx context.Context, client kubernetes.Interfac
 		out = out[:o.maxWarn]
 	}
 	return out
+}
+
+// isDeviceResource tells an extended resource served by a device plugin
+// (domain/name outside kubernetes.io) from cpu, memory, pods and the
+// like.
+func isDeviceResource(r corev1.ResourceName) bool {
+	domain, _, ok := strings.Cut(string(r), "/")
+	return ok && domain != "kubernetes.io" && !strings.HasSuffix(domain, ".kubernetes.io")
 }
 
 func podReady(p *corev1.Pod) bool {

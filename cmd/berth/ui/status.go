@@ -38,6 +38,16 @@ type NodeStatus struct {
 	MemoryLimit uint64  `json:"memoryLimitBytes"`
 	Pods        int     `json:"pods"`
 	PodsReady   int     `json:"podsReady"`
+	// Devices are the node's extended resources served by device plugins
+	// (SR-IOV VFs): allocatable, and allocated to running pods.
+	Devices []DeviceStatus `json:"devices,omitempty"`
+}
+
+// DeviceStatus is one extended resource of a node.
+type DeviceStatus struct {
+	Resource    string `json:"resource"`
+	Allocatable int64  `json:"allocatable"`
+	Allocated   int64  `json:"allocated"`
 }
 
 // WarningEvent is a recent Warning event of the cluster.
@@ -85,6 +95,20 @@ func RenderSnapshot(s *Snapshot, theme *Theme, width int) string {
 		}
 		b.WriteString(truncate(line, width))
 		b.WriteString("\n")
+	}
+
+	var devices []string
+	for _, n := range s.Nodes {
+		for _, d := range n.Devices {
+			devices = append(devices, fmt.Sprintf("  %s %s %d/%d allocated", n.Name, d.Resource, d.Allocated, d.Allocatable))
+		}
+	}
+	if len(devices) > 0 {
+		fmt.Fprintf(&b, "\n%s\n", theme.Bold.Render("Devices"))
+		for _, d := range devices {
+			b.WriteString(truncate(d, width))
+			b.WriteString("\n")
+		}
 	}
 
 	b.WriteString("\n")
