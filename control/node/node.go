@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/control/boot"
 	cc "github.com/berth-dev/berth/control/componentconfig"
 	"github.com/berth-dev/berth/control/podnet"
+	"github.com/berth-dev/berth/control/sriov"
 	"github.com/berth-dev/berth/control/supervisor"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 	"github.com/berth-dev/berth/nodeimage/versions"
@@ -111,13 +112,17 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	// containerd reports the network ready at the kubelet's first look,
 	// and the node is Ready as soon as it registers.
 	if n.PodCIDR != "" && !n.DisableDefaultCNI {
-		if _, err := podnet.WriteCNIConfig(p.CNIConfDir(), n.PodCIDR); err != nil {
+		if _, err := podnet.WriteCNIConfig(p.CNIConfDir(), n.PodCIDR, chainedCNI(n)...); err != nil {
 			log.Error("writing the CNI configuration", "err", err)
 		}
 	}
 	for _, spec := range plan.late {
 		sup.Start(ctx, spec)
 	}
+
+	// SR-IOV: a device plugin per resource, registered with the kubelet
+	// once it listens (and again whenever it restarts).
+	sriov.Run(ctx, n.SRIOV, log.With("component", "sriov"))
 
 	var wg sync.WaitGroup
 	if n.IsControlPlane() {
@@ -128,6 +133,17 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	wg.Wait()
+	return nil
+}
+
+// chainedCNI lists the CNI plugins chained after the pod network's own:
+// berth-sriov on a node with netdevice VFs, nothing otherwise.
+func chainedCNI(n *nodeconfig.Node) []string {
+	for _, vf := range n.SRIOV {
+		if vf.Mode == nodeconfig.SRIOVModeNetdevice {
+			return []string{nodeconfig.SRIOVCNIPlugin}
+		}
+	}
 	return nil
 }
 
@@ -218,6 +234,7 @@ func (b *booter) runAgent(ctx context.Context) {
 		PodSubnet:  b.node.PodSubnet,
 		CNIConfDir: b.paths.CNIConfDir(),
 		ManageCNI:  !b.node.DisableDefaultCNI,
+		Chained:    chainedCNI(b.node),
 		Log:        b.log.With("component", "agent"),
 		ApplyNFT: func(ctx context.Context, rules string) error {
 			_, err := b.run.RunInput(ctx, strings.NewReader(rules), NFTBin, "-f", "-")

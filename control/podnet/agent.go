@@ -26,12 +26,14 @@ const routeProtocol = netlink.RouteProtocol(0xbe)
 
 // Agent keeps this node's pod network in step with the cluster's nodes.
 type Agent struct {
-	Client      kubernetes.Interface
-	NodeName    string
-	NodeIP      string
-	PodSubnet   string
-	CNIConfDir  string
-	ManageCNI   bool
+	Client     kubernetes.Interface
+	NodeName   string
+	NodeIP     string
+	PodSubnet  string
+	CNIConfDir string
+	ManageCNI  bool
+	// Chained are extra CNI plugins at the end of the chain.
+	Chained     []string
 	Log         *slog.Logger
 	ApplyNFT    func(ctx context.Context, rules string) error
 	lastCNIConf []byte
@@ -122,14 +124,14 @@ func InternalIP(n *corev1.Node) string {
 }
 
 func (a *Agent) writeCNIConfig(podCIDR string) error {
-	conf, err := CNIConfig(podCIDR)
+	conf, err := CNIConfig(podCIDR, a.Chained...)
 	if err != nil {
 		return err
 	}
 	if bytes.Equal(conf, a.lastCNIConf) {
 		return nil
 	}
-	changed, err := WriteCNIConfig(a.CNIConfDir, podCIDR)
+	changed, err := WriteCNIConfig(a.CNIConfDir, podCIDR, a.Chained...)
 	if err != nil {
 		return err
 	}
@@ -143,8 +145,8 @@ func (a *Agent) writeCNIConfig(podCIDR string) error {
 // WriteCNIConfig writes the CNI configuration for podCIDR into dir
 // (atomically, so containerd never loads half a file) unless it is there
 // already, and reports whether it wrote.
-func WriteCNIConfig(dir, podCIDR string) (bool, error) {
-	conf, err := CNIConfig(podCIDR)
+func WriteCNIConfig(dir, podCIDR string, chained ...string) (bool, error) {
+	conf, err := CNIConfig(podCIDR, chained...)
 	if err != nil {
 		return false, err
 	}

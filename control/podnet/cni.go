@@ -14,8 +14,9 @@ import (
 const CNIConfFile = "10-berth.conflist"
 
 // CNIConfig returns the CNI network configuration for a node whose pods
-// live in podCIDR.
-func CNIConfig(podCIDR string) ([]byte, error) {
+// live in podCIDR. chained names plugins appended to the chain (the
+// SR-IOV plugin on a node with VFs); a node without them pays nothing.
+func CNIConfig(podCIDR string, chained ...string) ([]byte, error) {
 	if _, _, err := net.ParseCIDR(podCIDR); err != nil {
 		return nil, fmt.Errorf("pod CIDR %q: %w", podCIDR, err)
 	}
@@ -42,6 +43,9 @@ func CNIConfig(podCIDR string) ([]byte, error) {
 				"snat":         true,
 			},
 		},
+	}
+	for _, c := range chained {
+		conf["plugins"] = append(conf["plugins"].([]any), map[string]any{"type": c})
 	}
 	return json.MarshalIndent(conf, "", "  ")
 }

@@ -61,3 +61,26 @@ func TestMasqueradeRules(t *testing.T) {
 		t.Error("a bad subnet was accepted")
 	}
 }
+
+func TestCNIConfigChained(t *testing.T) {
+	plain, err := CNIConfig("10.244.1.0/24")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(plain), "berth-sriov") {
+		t.Fatal("a node without VFs chains berth-sriov")
+	}
+	chained, err := CNIConfig("10.244.1.0/24", "berth-sriov")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf struct {
+		Plugins []struct{ Type string } `json:"plugins"`
+	}
+	if err := json.Unmarshal(chained, &conf); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(conf.Plugins); n != 3 || conf.Plugins[2].Type != "berth-sriov" {
+		t.Fatalf("plugins %+v, want bridge, portmap, berth-sriov", conf.Plugins)
+	}
+}
