@@ -44,6 +44,9 @@ type Process struct {
 	stopping bool
 	done     chan struct{}
 	cancel   context.CancelFunc
+	// parent is the context the process was first started with; a
+	// process stopped with Stop can be started again under it (Resume).
+	parent context.Context
 }
 
 // Backoff bounds for restarts.
@@ -69,6 +72,10 @@ func NextBackoff(last, ran time.Duration) time.Duration {
 }
 
 func (p *Process) start(ctx context.Context) {
+	p.parent = ctx
+	p.mu.Lock()
+	p.stopping = false
+	p.mu.Unlock()
 	ctx, p.cancel = context.WithCancel(ctx)
 	p.done = make(chan struct{})
 	go p.loop(ctx)
@@ -160,6 +167,18 @@ func (p *Process) Stop() {
 		}
 		<-p.done
 	}
+}
+
+// Resume starts a process stopped with Stop again, with a fresh backoff.
+// It does nothing to a process that is not stopped.
+func (p *Process) Resume() {
+	p.mu.Lock()
+	stopping := p.stopping
+	p.mu.Unlock()
+	if !stopping || p.parent.Err() != nil {
+		return
+	}
+	p.start(p.parent)
 }
 
 // Restarts reports how often the process was restarted.
