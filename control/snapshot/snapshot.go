@@ -34,6 +34,8 @@ import (
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/pkg/v3/traceutil"
+	"go.etcd.io/etcd/server/v3/lease"
 	"go.etcd.io/etcd/server/v3/storage/backend"
 	"go.etcd.io/etcd/server/v3/storage/mvcc"
 	"go.uber.org/zap"
@@ -91,9 +93,11 @@ func ReadKeys(path string) ([]*mvccpb.KeyValue, error) {
 	}
 	be := backend.NewDefaultBackend(zap.NewNop(), db)
 	defer be.Close()
-	st := mvcc.NewStore(zap.NewNop(), be, nil, mvcc.StoreConfig{})
+	// The store attaches leased keys to a lessor as it loads them; no
+	// lease is ever granted or expires here, so etcd's inert lessor does.
+	st := mvcc.NewStore(zap.NewNop(), be, &lease.FakeLessor{LeaseSet: map[lease.LeaseID]struct{}{}}, mvcc.StoreConfig{})
 	defer st.Close()
-	txn := st.Read(mvcc.ConcurrentReadTxMode, nil)
+	txn := st.Read(mvcc.ConcurrentReadTxMode, traceutil.TODO())
 	defer txn.End()
 	// An empty, non-nil end is mvcc's "every key from here on".
 	res, err := txn.Range(context.Background(), []byte{0}, []byte{}, mvcc.RangeOptions{})
