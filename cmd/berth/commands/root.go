@@ -124,6 +124,7 @@ Run berth with no arguments at a terminal for an overview of your clusters.`,
 		newStopCommand(g),
 		newStartCommand(g),
 		newStatusCommand(g),
+		newSnapshotCommand(g),
 	)
 	addWorkloadCommands(root, g)
 	return root

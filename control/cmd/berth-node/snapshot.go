@@ -92,8 +92,15 @@ func snapshotRestore(path string) error {
 	// from its client anyway; this covers a stray one, and SIGPIPE on a
 	// closed stdout.)
 	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Restores run one at a time: a rollback started while an
+	// interrupted restore still runs waits for it, then undoes it.
+	unlock, err := lockFile(restoreLock)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	want, err := snapshot.ReadKeys(path)
 	if err != nil {
 		return err
@@ -122,6 +129,25 @@ func snapshotRestore(path string) error {
 		Puts: len(plan.Puts), Deletes: len(plan.Deletes), Unchanged: plan.Unchanged,
 		HeldMS: time.Since(held).Milliseconds(),
 	})
+}
+
+// restoreLock serialises restores in a node.
+const restoreLock = "/run/berth/snapshot.lock"
+
+// lockFile takes an exclusive flock on path, waiting for it.
+func lockFile(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // snapshotHold holds this node's API server stopped, prints "held", and
