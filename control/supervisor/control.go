@@ -27,9 +27,10 @@ const MaxHold = 2 * time.Minute
 
 // The control endpoint is HTTP on a unix socket, with one operation:
 //
-//	POST /hold?component=A&component=B
+//	POST /hold?component=A&component=B[&grace=DURATION]
 //
-// stops A and B (last named first), answers 200 with the line "held" once
+// stops A and B (last named first; SIGTERM, then SIGKILL after grace,
+// by default each component's own stop timeout; grace=0s kills at once), answers 200 with the line "held" once
 // they are gone, and starts them again (in the order named) when the
 // client closes its connection — whatever the reason: done, killed, or
 // interrupted. A hold therefore cannot leave a component stopped: no
@@ -72,6 +73,15 @@ func (s *Supervisor) controlHandler(ctx context.Context) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /hold", func(w http.ResponseWriter, r *http.Request) {
 		names := r.URL.Query()["component"]
+		grace := time.Duration(-1)
+		if g := r.URL.Query().Get("grace"); g != "" {
+			d, err := time.ParseDuration(g)
+			if err != nil {
+				http.Error(w, "bad grace: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			grace = d
+		}
 		var procs []*Process
 		for _, name := range names {
 			p := s.lookup(name)
@@ -85,7 +95,11 @@ func (s *Supervisor) controlHandler(ctx context.Context) http.Handler {
 		for _, p := range slices.Backward(procs) {
 			if h.count[p.spec.Name] == 0 {
 				s.log.Info("holding component", "component", p.spec.Name)
-				p.Stop()
+				if grace < 0 {
+					p.Stop()
+				} else {
+					p.StopWithin(grace)
+				}
 			}
 			h.count[p.spec.Name]++
 		}
@@ -128,16 +142,20 @@ func (s *Supervisor) lookup(name string) *Process {
 	return nil
 }
 
-// Hold asks the supervisor listening on socket to stop components and
-// returns once they are stopped. They start again when release is
-// called, or when this process exits.
-func Hold(ctx context.Context, socket string, components ...string) (release func(), err error) {
+// Hold asks the supervisor listening on socket to stop components (with
+// grace between SIGTERM and SIGKILL; a negative grace is each
+// component's own) and returns once they are stopped. They start again
+// when release is called, or when this process exits.
+func Hold(ctx context.Context, socket string, grace time.Duration, components ...string) (release func(), err error) {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", socket)
 	}}
 	holdCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	q := url.Values{"component": components}
+	if grace >= 0 {
+		q.Set("grace", grace.String())
+	}
 	req, err := http.NewRequestWithContext(holdCtx, http.MethodPost, "http://berth-node/hold?"+q.Encode(), nil)
 	if err != nil {
 		cancel()

@@ -145,6 +145,16 @@ func (p *Process) runOnce() (syscall.WaitStatus, error) {
 // Stop ends the restart loop, sends SIGTERM and, after the stop timeout,
 // SIGKILL, and waits for the process to be gone.
 func (p *Process) Stop() {
+	timeout := p.spec.StopTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	p.StopWithin(timeout)
+}
+
+// StopWithin is Stop with grace as the time between SIGTERM and SIGKILL;
+// with no grace the process is killed at once.
+func (p *Process) StopWithin(grace time.Duration) {
 	p.mu.Lock()
 	p.stopping = true
 	pid := p.pid
@@ -152,16 +162,16 @@ func (p *Process) Stop() {
 	if p.cancel != nil {
 		p.cancel()
 	}
-	if pid > 0 {
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
+	sig := syscall.SIGTERM
+	if grace <= 0 {
+		sig = syscall.SIGKILL
 	}
-	timeout := p.spec.StopTimeout
-	if timeout == 0 {
-		timeout = 5 * time.Second
+	if pid > 0 {
+		_ = syscall.Kill(-pid, sig)
 	}
 	select {
 	case <-p.done:
-	case <-time.After(timeout):
+	case <-time.After(grace):
 		if pid > 0 {
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		}

@@ -93,10 +93,10 @@ func TestHold(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := Hold(ctx, sock, "nonexistent"); err == nil {
+	if _, err := Hold(ctx, sock, -1, "nonexistent"); err == nil {
 		t.Error("holding an unknown component succeeded")
 	}
-	release, err := Hold(ctx, sock, "sleeper")
+	release, err := Hold(ctx, sock, -1, "sleeper")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestHold(t *testing.T) {
 		t.Fatal("held component still running")
 	}
 	// Nested: a second hold keeps it stopped after the first ends.
-	release2, err := Hold(ctx, sock, "sleeper")
+	release2, err := Hold(ctx, sock, 0, "sleeper")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,9 @@ import (
 )
 
 // Components a restore holds stopped on every control-plane node: the
-// API servers, so that no client sees the keyspace half restored.
+// API servers, so that no client sees the keyspace half restored. They
+// are killed, not terminated: a graceful API server shutdown drains
+// watches and requests for seconds, and an API server keeps no state.
 var restoreHeld = []string{"kube-apiserver"}
 
 const snapshotUsage = `usage:
@@ -110,7 +112,7 @@ func snapshotRestore(path string) error {
 		return err
 	}
 	defer c.Close()
-	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, restoreHeld...)
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, restoreHeld...)
 	if err != nil {
 		return err
 	}
@@ -156,7 +158,7 @@ func snapshotHold() error {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, restoreHeld...)
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, restoreHeld...)
 	if err != nil {
 		return err
 	}
