@@ -42,8 +42,9 @@ type RestoreReport struct {
 	Puts      int `json:"puts"`
 	Deletes   int `json:"deletes"`
 	Unchanged int `json:"unchanged"`
-	// APIDowntime is how long the API servers were held stopped.
-	APIDowntime time.Duration `json:"apiDowntime"`
+	// EtcdApply is how long writing the keys took (the API servers were
+	// stopped then, and start again after it).
+	EtcdApply time.Duration `json:"etcdApply"`
 	// ImagesLoaded are images loaded from Docker again, by node;
 	// ImagesMissing those neither the node nor Docker has.
 	ImagesLoaded  map[string][]string `json:"imagesLoaded,omitempty"`
@@ -175,13 +176,13 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 		}
 		var r struct {
 			Puts, Deletes, Unchanged int
-			HeldMilliseconds         int64
+			ApplyMilliseconds        int64
 		}
 		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 			return fmt.Errorf("reading the etcd restore's report %q: %w", out.String(), err)
 		}
 		report.Puts, report.Deletes, report.Unchanged = r.Puts, r.Deletes, r.Unchanged
-		report.APIDowntime = time.Duration(r.HeldMilliseconds) * time.Millisecond
+		report.EtcdApply = time.Duration(r.ApplyMilliseconds) * time.Millisecond
 		return nil
 	})
 	for _, n := range m.Nodes {

@@ -278,8 +278,8 @@ func (o *SnapshotRestoreOptions) Run(ctx context.Context) error {
 		return writeJSON(o.Out, r)
 	}
 	if !o.Quiet {
-		fmt.Fprintf(o.ErrOut, "Restored cluster %s to snapshot %s in %s (etcd: %d keys written, %d deleted, %d unchanged; API down %s)\n",
-			r.Cluster, r.Snapshot, r.Took.Round(10*time.Millisecond), r.Puts, r.Deletes, r.Unchanged, r.APIDowntime.Round(10*time.Millisecond))
+		fmt.Fprintf(o.ErrOut, "Restored cluster %s to snapshot %s in %s (etcd: %d keys written, %d deleted, %d unchanged, written in %s)\n",
+			r.Cluster, r.Snapshot, r.Took.Round(10*time.Millisecond), r.Puts, r.Deletes, r.Unchanged, r.EtcdApply.Round(time.Millisecond))
 		for node, imgs := range r.ImagesLoaded {
 			fmt.Fprintf(o.ErrOut, "Loaded again into %s: %v\n", node, imgs)
 		}

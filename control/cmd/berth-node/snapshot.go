@@ -84,7 +84,7 @@ type restoreReport struct {
 	Puts      int   `json:"puts"`
 	Deletes   int   `json:"deletes"`
 	Unchanged int   `json:"unchanged"`
-	HeldMS    int64 `json:"heldMilliseconds"`
+	ApplyMS   int64 `json:"applyMilliseconds"`
 }
 
 func snapshotRestore(path string) error {
@@ -129,7 +129,7 @@ func snapshotRestore(path string) error {
 	release()
 	return json.NewEncoder(os.Stdout).Encode(restoreReport{
 		Puts: len(plan.Puts), Deletes: len(plan.Deletes), Unchanged: plan.Unchanged,
-		HeldMS: time.Since(held).Milliseconds(),
+		ApplyMS: time.Since(held).Milliseconds(),
 	})
 }
 
