@@ -24,7 +24,7 @@ func TestCompatible(t *testing.T) {
 	}
 	cases := []struct {
 		name, version, ca, want string
-		nodes                  []Node
+		nodes                   []Node
 	}{
 		{"other version", "v1.36.3", "sha256:ca", "taken on Kubernetes v1.37.2", layoutA},
 		{"fewer nodes", "v1.37.2", "sha256:ca", "same node layout", layoutA[:1]},

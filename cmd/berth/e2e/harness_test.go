@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,10 @@ import (
 )
 
 var (
+	// nodeImage is E2E_NODE_IMAGE: a node image tag to build from this
+	// tree and create every cluster with, instead of the default one
+	// (for work on berth-node that must not retag berth/node:v*).
+	nodeImage  = os.Getenv("E2E_NODE_IMAGE")
 	berthBin   string
 	repoRoot   string
 	kubeconfig string
@@ -57,7 +62,11 @@ func run(m *testing.M) int {
 	}
 	// The node image must match this tree (a no-op when its recipe is
 	// unchanged; minutes on a fresh machine).
-	image := exec.Command(berthBin, "build", "node-image")
+	buildArgs := []string{"build", "node-image"}
+	if nodeImage != "" {
+		buildArgs = append(buildArgs, "--image", nodeImage)
+	}
+	image := exec.Command(berthBin, buildArgs...)
 	image.Dir = repoRoot
 	image.Stdout, image.Stderr = os.Stderr, os.Stderr
 	if err := image.Run(); err != nil {
@@ -113,7 +122,11 @@ func createCluster(t *testing.T, name string, extra ...string) *kubernetes.Clien
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	mustBerth(t, append([]string{"create", "cluster", "--name", name, "--wait", "5m"}, extra...)...)
+	args := append([]string{"create", "cluster", "--name", name, "--wait", "5m"}, extra...)
+	if nodeImage != "" && !slices.Contains(extra, "--image") {
+		args = append(args, "--image", nodeImage)
+	}
+	mustBerth(t, args...)
 	return clientFor(t, "berth-"+name)
 }
 
