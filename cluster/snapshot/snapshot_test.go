@@ -156,3 +156,68 @@ func TestTopLevel(t *testing.T) {
 		t.Errorf("top level = %v", got)
 	}
 }
+
+func TestExportImport(t *testing.T) {
+	src := Store{Dir: filepath.Join(t.TempDir(), "a")}
+	dir, err := src.begin("golden")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{etcdFile: "etcd", pkiFile: "pki", "volumes/n.tar": "vol"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := src.commit(dir, manifest("golden"), false); err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(t.TempDir(), "golden.tar")
+	f, _ := os.Create(archive)
+	if err := src.Export("golden", f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+
+	dst := Store{Dir: filepath.Join(t.TempDir(), "b")}
+	for _, as := range []string{"", "copy"} {
+		f, _ := os.Open(archive)
+		m, err := dst.Import(f, as)
+		f.Close()
+		if err != nil {
+			t.Fatalf("import as %q: %v", as, err)
+		}
+		want := as
+		if want == "" {
+			want = "golden"
+		}
+		if m.Name != want {
+			t.Errorf("imported as %q, want %q", m.Name, want)
+		}
+		data, err := os.ReadFile(filepath.Join(dst.Path(want), "volumes", "n.tar"))
+		if err != nil || string(data) != "vol" {
+			t.Errorf("volume archive after import: %q, %v", data, err)
+		}
+	}
+	f, _ = os.Open(archive)
+	if _, err := dst.Import(f, ""); err == nil {
+		t.Error("an import over an existing snapshot succeeded")
+	}
+	f.Close()
+
+	// An archive that writes outside its directory is refused.
+	evil := filepath.Join(t.TempDir(), "evil.tar")
+	ef, _ := os.Create(evil)
+	tw := tar.NewWriter(ef)
+	_ = tw.WriteHeader(&tar.Header{Name: "x/", Typeflag: tar.TypeDir, Mode: 0o700})
+	_ = tw.WriteHeader(&tar.Header{Name: "x/../../escape", Typeflag: tar.TypeReg, Mode: 0o600})
+	tw.Close()
+	ef.Close()
+	ef, _ = os.Open(evil)
+	defer ef.Close()
+	if _, err := dst.Import(ef, ""); err == nil {
+		t.Error("an archive with ../ was imported")
+	}
+	if _, err := os.Stat(filepath.Join(dst.Dir, "..", "escape")); err == nil {
+		t.Error("the archive wrote outside the store")
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
@@ -25,7 +28,82 @@ Snapshots live in $BERTH_SNAPSHOT_DIR, else $XDG_STATE_HOME/berth/snapshots
 (~/.local/state/berth/snapshots). They hold the cluster's keys and Secrets:
 files are readable by you alone.`,
 	}
-	cmd.AddCommand(newSnapshotSaveCommand(g), newSnapshotListCommand(g), newSnapshotDeleteCommand(g), newSnapshotRestoreCommand(g))
+	cmd.AddCommand(newSnapshotSaveCommand(g), newSnapshotListCommand(g), newSnapshotDeleteCommand(g), newSnapshotRestoreCommand(g),
+		newSnapshotExportCommand(g), newSnapshotImportCommand(g))
+	return cmd
+}
+
+func newSnapshotExportCommand(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "export NAME FILE.tar",
+		Short:   "Write a snapshot to a tar archive (- for stdout), for another machine",
+		Example: "  berth snapshot export golden golden.tar",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := snapshot.DefaultStore()
+			if err != nil {
+				return err
+			}
+			if args[1] == "-" {
+				return store.Export(args[0], g.Out)
+			}
+			// Written next to its destination and moved into place: no
+			// half-written archive under the final name.
+			tmp, err := os.CreateTemp(filepath.Dir(args[1]), ".berth-snapshot-")
+			if err != nil {
+				return err
+			}
+			defer os.Remove(tmp.Name())
+			if err := store.Export(args[0], tmp); err != nil {
+				tmp.Close()
+				return err
+			}
+			if err := tmp.Close(); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp.Name(), args[1]); err != nil {
+				return err
+			}
+			if !g.Quiet {
+				fmt.Fprintf(g.ErrOut, "Exported snapshot %s to %s (it holds the cluster's keys and Secrets: keep it private)\n", args[0], args[1])
+			}
+			return nil
+		},
+	}
+}
+
+func newSnapshotImportCommand(g *Globals) *cobra.Command {
+	var as string
+	cmd := &cobra.Command{
+		Use:     "import FILE.tar",
+		Short:   "Add a snapshot from an archive written by snapshot export (- for stdin)",
+		Example: "  berth snapshot import golden.tar\n  berth snapshot import golden.tar --as golden-2",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			store, err := snapshot.DefaultStore()
+			if err != nil {
+				return err
+			}
+			var r io.Reader = g.In
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				r = f
+			}
+			m, err := store.Import(r, as)
+			if err != nil {
+				return fmt.Errorf("importing %s: %w", args[0], err)
+			}
+			if !g.Quiet {
+				fmt.Fprintf(g.ErrOut, "Imported snapshot %s (cluster %s, Kubernetes %s, %d node(s))\n", m.Name, m.Cluster, m.KubernetesVersion, len(m.Nodes))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&as, "as", "", "name to store the snapshot under (default: its own)")
 	return cmd
 }
 
