@@ -5,6 +5,7 @@
 package componentconfig
 
 import (
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"path/filepath"
@@ -41,6 +42,15 @@ func pki(name string) string { return filepath.Join(nodeconfig.PKIDir, name) }
 
 // EtcdClientURL is where the API server on the same node reaches etcd.
 const EtcdClientURL = "http://127.0.0.1:2379"
+
+// EtcdClientConfig is how a process in a control-plane node reaches its
+// local etcd member: every etcd client berth-node makes (snapshot save and
+// restore) takes its endpoints and TLS configuration from here and
+// nowhere else. The TLS configuration is nil while etcd serves plain
+// HTTP on loopback.
+func EtcdClientConfig() (endpoints []string, tlsConfig *tls.Config, err error) {
+	return []string{EtcdClientURL}, nil, nil
+}
 
 // Etcd returns etcd's arguments.
 func Etcd(n *nodeconfig.Node) []string {

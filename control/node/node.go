@@ -89,6 +89,13 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	}
 	defer sup.Shutdown()
 	b.run, b.self = sup, self
+	// The control endpoint: berth-node snapshot restore holds the API
+	// server stopped through it.
+	go func() {
+		if err := sup.Serve(ctx, supervisor.ControlSocket); err != nil {
+			log.Error("serving the supervisor's control endpoint", "err", err)
+		}
+	}()
 
 	plan := planStarts(n, self)
 	for _, spec := range plan.early {

@@ -44,6 +44,9 @@ type Process struct {
 	stopping bool
 	done     chan struct{}
 	cancel   context.CancelFunc
+	// parent is the context the process was first started with; a
+	// process stopped with Stop can be started again under it (Resume).
+	parent context.Context
 }
 
 // Backoff bounds for restarts.
@@ -69,6 +72,10 @@ func NextBackoff(last, ran time.Duration) time.Duration {
 }
 
 func (p *Process) start(ctx context.Context) {
+	p.parent = ctx
+	p.mu.Lock()
+	p.stopping = false
+	p.mu.Unlock()
 	ctx, p.cancel = context.WithCancel(ctx)
 	p.done = make(chan struct{})
 	go p.loop(ctx)
@@ -138,6 +145,16 @@ func (p *Process) runOnce() (syscall.WaitStatus, error) {
 // Stop ends the restart loop, sends SIGTERM and, after the stop timeout,
 // SIGKILL, and waits for the process to be gone.
 func (p *Process) Stop() {
+	timeout := p.spec.StopTimeout
+	if timeout == 0 {
+		timeout = 5 * time.Second
+	}
+	p.StopWithin(timeout)
+}
+
+// StopWithin is Stop with grace as the time between SIGTERM and SIGKILL;
+// with no grace the process is killed at once.
+func (p *Process) StopWithin(grace time.Duration) {
 	p.mu.Lock()
 	p.stopping = true
 	pid := p.pid
@@ -145,21 +162,33 @@ func (p *Process) Stop() {
 	if p.cancel != nil {
 		p.cancel()
 	}
-	if pid > 0 {
-		_ = syscall.Kill(-pid, syscall.SIGTERM)
+	sig := syscall.SIGTERM
+	if grace <= 0 {
+		sig = syscall.SIGKILL
 	}
-	timeout := p.spec.StopTimeout
-	if timeout == 0 {
-		timeout = 5 * time.Second
+	if pid > 0 {
+		_ = syscall.Kill(-pid, sig)
 	}
 	select {
 	case <-p.done:
-	case <-time.After(timeout):
+	case <-time.After(grace):
 		if pid > 0 {
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 		}
 		<-p.done
 	}
+}
+
+// Resume starts a process stopped with Stop again, with a fresh backoff.
+// It does nothing to a process that is not stopped.
+func (p *Process) Resume() {
+	p.mu.Lock()
+	stopping := p.stopping
+	p.mu.Unlock()
+	if !stopping || p.parent.Err() != nil {
+		return
+	}
+	p.start(p.parent)
 }
 
 // Restarts reports how often the process was restarted.

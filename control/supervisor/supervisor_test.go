@@ -63,3 +63,56 @@ func TestRestartAndStop(t *testing.T) {
 		t.Errorf("no log file: %v", err)
 	}
 }
+
+// A hold stops a component until its client lets go, then starts it
+// again; a client that just goes away releases it too.
+func TestHold(t *testing.T) {
+	dir := t.TempDir()
+	logDir = dir
+	s := &Supervisor{log: slog.New(slog.NewTextHandler(io.Discard, nil)), reaper: newReaper(), stop: make(chan struct{})}
+	go s.reaper.run(s.stop)
+	defer s.Shutdown()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := s.Start(ctx, Spec{Name: "sleeper", Path: "/bin/sleep", Args: []string{"60"}, StopTimeout: time.Second})
+	waitRunning := func(want bool) {
+		t.Helper()
+		for i := 0; i < 200 && p.Running() != want; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if p.Running() != want {
+			t.Fatalf("running = %v, want %v", p.Running(), want)
+		}
+	}
+	waitRunning(true)
+	sock := filepath.Join(dir, "control.sock")
+	go func() { _ = s.Serve(ctx, sock) }()
+	for i := 0; i < 100; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := Hold(ctx, sock, -1, "nonexistent"); err == nil {
+		t.Error("holding an unknown component succeeded")
+	}
+	release, err := Hold(ctx, sock, -1, "sleeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Running() {
+		t.Fatal("held component still running")
+	}
+	// Nested: a second hold keeps it stopped after the first ends.
+	release2, err := Hold(ctx, sock, 0, "sleeper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	time.Sleep(300 * time.Millisecond)
+	if p.Running() {
+		t.Fatal("component started while a hold remained")
+	}
+	release2()
+	waitRunning(true)
+}

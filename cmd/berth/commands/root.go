@@ -126,6 +126,7 @@ Run berth with no arguments at a terminal for an overview of your clusters.`,
 		newStopCommand(g),
 		newStartCommand(g),
 		newStatusCommand(g),
+		newSnapshotCommand(g),
 	)
 	addWorkloadCommands(root, g)
 	refuseUnknownSubcommands(root)

@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,6 +30,10 @@ import (
 )
 
 var (
+	// nodeImage is E2E_NODE_IMAGE: a node image tag to build from this
+	// tree and create every cluster with, instead of the default one
+	// (for work on berth-node that must not retag berth/node:v*).
+	nodeImage  = os.Getenv("E2E_NODE_IMAGE")
 	berthBin   string
 	repoRoot   string
 	kubeconfig string
@@ -59,7 +64,11 @@ func run(m *testing.M) int {
 	// unchanged; minutes on a fresh machine). E2E_BUILD_NODE_IMAGE=0
 	// uses the image as it is (on a shared machine whose image another
 	// tree built).
-	image := exec.Command(berthBin, "build", "node-image")
+	buildArgs := []string{"build", "node-image"}
+	if nodeImage != "" {
+		buildArgs = append(buildArgs, "--image", nodeImage)
+	}
+	image := exec.Command(berthBin, buildArgs...)
 	if os.Getenv("E2E_BUILD_NODE_IMAGE") == "0" {
 		image = exec.Command("true")
 	}
@@ -118,7 +127,11 @@ func createCluster(t *testing.T, name string, extra ...string) *kubernetes.Clien
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	mustBerth(t, append([]string{"create", "cluster", "--name", name, "--wait", "5m"}, extra...)...)
+	args := append([]string{"create", "cluster", "--name", name, "--wait", "5m"}, extra...)
+	if nodeImage != "" && !slices.Contains(extra, "--image") {
+		args = append(args, "--image", nodeImage)
+	}
+	mustBerth(t, args...)
 	return clientFor(t, "berth-"+name)
 }
 

@@ -31,6 +31,9 @@ func main() {
 	if components.Known(name) {
 		os.Exit(components.Run(name, args))
 	}
+	if len(args) > 0 && args[0] == "snapshot" {
+		os.Exit(runSnapshot(args[1:]))
+	}
 	if len(args) > 0 && args[0] == "loadbalancer" {
 		os.Exit(runLoadBalancer(args[1:]))
 	}

@@ -1,0 +1,230 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// TestSnapshot is issue 17's proof on 1 control plane + 2 workers: a
+// Deployment behind a NodePort, a ConfigMap and a PVC with data are
+// saved; the Deployment is deleted, the PVC written, the ConfigMap
+// changed and a namespace added; the restore brings back exactly what
+// was saved (objects compared, PVC data compared), the namespace is gone
+// and the Service answers. A restore interrupted with SIGINT leaves the
+// cluster as it was, and working.
+func TestSnapshot(t *testing.T) {
+	const name = "snap-e2e"
+	t.Setenv("BERTH_SNAPSHOT_DIR", t.TempDir())
+	client := createCluster(t, name, "--config", "testdata/three-nodes.yaml")
+	ctx := context.Background()
+
+	helloImage(t, helloRef)
+	mustBerth(t, "load", "image", helloRef, "--name", name)
+	port := deployHello(t, client, "default", 2)
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "fixtures"},
+		Data:       map[string]string{"answer": "42"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	keeper := volumeKeeper(t, client)
+	if got := strings.TrimSpace(execIn(t, name, keeper, "cat", "/data/f")); got != "saved" {
+		t.Fatalf("the volume holds %q before the save", got)
+	}
+
+	var m struct {
+		Name, Cluster, KubernetesVersion string
+		Nodes                            []struct {
+			Name   string
+			Images []struct{ Name string }
+		}
+		EtcdBytes, VolumesBytes int64
+	}
+	if err := json.Unmarshal([]byte(mustBerth(t, "snapshot", "save", "golden", "--name", name, "-o", "json")), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.Cluster != name || len(m.Nodes) != 3 || m.EtcdBytes == 0 || m.VolumesBytes == 0 {
+		t.Errorf("manifest: %+v", m)
+	}
+	for _, n := range m.Nodes {
+		if n.Name != name+"-control-plane" && (len(n.Images) != 1 || !strings.Contains(n.Images[0].Name, "berth-e2e/hello")) {
+			t.Errorf("node %s: loaded images recorded %+v, want the hello image", n.Name, n.Images)
+		}
+	}
+	if out := mustBerth(t, "snapshot", "list", "-o", "json"); !strings.Contains(out, `"name": "golden"`) {
+		t.Errorf("snapshot list: %s", out)
+	}
+	savedDep, err := client.AppsV1().Deployments("default").Get(ctx, "hello", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	savedSvc, err := client.CoreV1().Services("default").Get(ctx, "hello", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Destroy things.
+	if err := client.AppsV1().Deployments("default").Delete(ctx, "hello", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the hello pods gone", 2*time.Minute, func() (bool, error) {
+		pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=hello"})
+		return err == nil && len(pods.Items) == 0, err
+	})
+	execIn(t, name, keeper, "sh", "-c", "echo changed > /data/f; echo extra > /data/g")
+	if _, err := client.CoreV1().ConfigMaps("default").Patch(ctx, "fixtures", "application/merge-patch+json", []byte(`{"data":{"answer":"wrong"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "added"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Without a terminal, a restore needs --yes.
+	if _, err := berth(t, "snapshot", "restore", "golden"); err == nil || !strings.Contains(err.Error(), "--yes") {
+		t.Errorf("restore without --yes and without a terminal: %v", err)
+	}
+	started := time.Now()
+	mustBerth(t, "snapshot", "restore", "golden", "--yes")
+	t.Logf("restore took %s", time.Since(started).Round(10*time.Millisecond))
+
+	if _, err := client.CoreV1().Namespaces().Get(ctx, "added", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace added after the snapshot is still there (err %v)", err)
+	}
+	cm, err := client.CoreV1().ConfigMaps("default").Get(ctx, "fixtures", metav1.GetOptions{})
+	if err != nil || cm.Data["answer"] != "42" {
+		t.Errorf("ConfigMap after the restore: %v, %v", cm.Data, err)
+	}
+	dep, err := client.AppsV1().Deployments("default").Get(ctx, "hello", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the Deployment did not come back: %v", err)
+	}
+	if dep.UID != savedDep.UID || !equality.Semantic.DeepEqual(dep.Spec, savedDep.Spec) || !equality.Semantic.DeepEqual(dep.Labels, savedDep.Labels) {
+		t.Errorf("the Deployment came back different:\nsaved %+v\nnow   %+v", savedDep.Spec, dep.Spec)
+	}
+	svc, err := client.CoreV1().Services("default").Get(ctx, "hello", metav1.GetOptions{})
+	if err != nil || !equality.Semantic.DeepEqual(svc.Spec, savedSvc.Spec) {
+		t.Errorf("the Service changed: %v", err)
+	}
+	waitAvailable(t, client, "default", "hello", 2)
+	serves(t, name, port)
+	if got := strings.TrimSpace(execIn(t, name, keeper, "sh", "-c", "cat /data/f; ls /data")); got != "saved\nf" {
+		t.Errorf("the volume after the restore holds %q, want the saved file alone", got)
+	}
+
+	// An interrupted restore: the cluster stays as it was before it.
+	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "marker"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, after := range []time.Duration{700 * time.Millisecond, 1200 * time.Millisecond} {
+		cmd := exec.Command(berthBin, "snapshot", "restore", "golden", "--yes")
+		cmd.Dir = repoRoot
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(after)
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		err := cmd.Wait()
+		t.Logf("restore interrupted after %s: %v\n%s", after, err, out)
+		if err == nil && !strings.Contains(out.String(), "Restored") {
+			t.Errorf("interrupted restore: exit 0 without a report")
+		}
+		if err != nil && !strings.Contains(out.String(), "interrupted") {
+			t.Errorf("interrupted restore failed for another reason: %s", out)
+		}
+		waitNodesReady(t, name, 3)
+		if err != nil {
+			if _, err := client.CoreV1().Namespaces().Get(ctx, "marker", metav1.GetOptions{}); err != nil {
+				t.Errorf("after an interrupted restore the namespace made before it is gone: %v", err)
+			}
+		}
+		waitAvailable(t, client, "default", "hello", 2)
+		serves(t, name, port)
+	}
+	if entries, _ := os.ReadDir(os.Getenv("BERTH_SNAPSHOT_DIR")); len(entries) != 1 {
+		t.Errorf("the snapshot directory holds %d entries, want golden alone (safety snapshots are removed)", len(entries))
+	}
+
+	mustBerth(t, "snapshot", "delete", "golden")
+	if out := mustBerth(t, "snapshot", "list", "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("snapshot list after delete: %s", out)
+	}
+}
+
+// volumeKeeper runs a Deployment with a PVC on the default class whose
+// pod writes "saved" to /data/f, and returns its pod's name.
+func volumeKeeper(t *testing.T, client kubernetes.Interface) string {
+	t.Helper()
+	ctx := context.Background()
+	claim := &corev1.PersistentVolumeClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: "data", Namespace: "default"},
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("64Mi")}},
+		},
+	}
+	if _, err := client.CoreV1().PersistentVolumeClaims("default").Create(ctx, claim, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "keeper"}
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "keeper", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: int32p(1),
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					TerminationGracePeriodSeconds: new(int64(1)),
+					Containers: []corev1.Container{{
+						Name: "k", Image: "docker.io/library/busybox:1.35-berth", ImagePullPolicy: corev1.PullNever,
+						Command:      []string{"sh", "-c", "[ -f /data/f ] || echo saved > /data/f; exec sleep 100000"},
+						VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
+					}},
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: "data"}}}},
+				},
+			},
+		},
+	}
+	if _, err := client.AppsV1().Deployments("default").Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitAvailable(t, client, "default", "keeper", 1)
+	pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=keeper"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("keeper pods: %v", err)
+	}
+	return pods.Items[0].Name
+}
+
+// serves checks that the hello NodePort answers on every node.
+func serves(t *testing.T, cluster string, port int32) {
+	t.Helper()
+	var rows []struct{ Name, IP string }
+	if err := json.Unmarshal([]byte(mustBerth(t, "get", "nodes", "--name", cluster, "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if body := httpGet(t, fmt.Sprintf("http://%s:%d/", r.IP, port), 90*time.Second); !strings.HasPrefix(body, "hello from") {
+			t.Errorf("NodePort on %s answered %q", r.Name, body)
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/berth-dev/berth/control/snapshot"
+	"github.com/berth-dev/berth/control/supervisor"
+)
+
+// Components a restore holds stopped on every control-plane node: the
+// API servers, so that no client sees the keyspace half restored. They
+// are killed, not terminated: a graceful API server shutdown drains
+// watches and requests for seconds, and an API server keeps no state.
+var restoreHeld = []string{"kube-apiserver"}
+
+const snapshotUsage = `usage:
+  berth-node snapshot save FILE|-      etcd snapshot of this member to FILE (- for stdout)
+  berth-node snapshot restore FILE     restore FILE into the running etcd cluster, holding this node's API server
+  berth-node snapshot hold             hold this node's API server stopped until stdin closes`
+
+// runSnapshot is berth-node snapshot, run by the CLI with docker exec in
+// a control-plane node.
+func runSnapshot(args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(os.Stderr, snapshotUsage)
+		return 2
+	}
+	var err error
+	switch {
+	case args[0] == "save" && len(args) == 2:
+		err = snapshotSave(args[1])
+	case args[0] == "restore" && len(args) == 2:
+		err = snapshotRestore(args[1])
+	case args[0] == "hold" && len(args) == 1:
+		err = snapshotHold()
+	default:
+		fmt.Fprintln(os.Stderr, snapshotUsage)
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "berth-node snapshot:", err)
+		return 1
+	}
+	return 0
+}
+
+func snapshotSave(path string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	c, err := snapshot.Client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if path == "-" {
+		_, err := snapshot.Save(ctx, c, os.Stdout)
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".snapshot-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := snapshot.Save(ctx, c, tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// restoreReport is what restore prints on stdout, as JSON.
+type restoreReport struct {
+	Puts      int   `json:"puts"`
+	Deletes   int   `json:"deletes"`
+	Unchanged int   `json:"unchanged"`
+	ApplyMS   int64 `json:"applyMilliseconds"`
+}
+
+func snapshotRestore(path string) error {
+	// Once begun, a restore runs to its end: the CLI that started it may
+	// be interrupted or go away, but the keyspace must never be left
+	// half written. (A process started by docker exec gets no signal
+	// from its client anyway; this covers a stray one, and SIGPIPE on a
+	// closed stdout.)
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	// Restores run one at a time: a rollback started while an
+	// interrupted restore still runs waits for it, then undoes it.
+	unlock, err := lockFile(restoreLock)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	want, err := snapshot.ReadKeys(path)
+	if err != nil {
+		return err
+	}
+	c, err := snapshot.Client(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, restoreHeld...)
+	if err != nil {
+		return err
+	}
+	held := time.Now()
+	defer release()
+	have, err := snapshot.LiveKeys(ctx, c)
+	if err != nil {
+		return err
+	}
+	plan := snapshot.Diff(want, have)
+	if err := snapshot.Apply(ctx, c, plan); err != nil {
+		return err
+	}
+	release()
+	return json.NewEncoder(os.Stdout).Encode(restoreReport{
+		Puts: len(plan.Puts), Deletes: len(plan.Deletes), Unchanged: plan.Unchanged,
+		ApplyMS: time.Since(held).Milliseconds(),
+	})
+}
+
+// restoreLock serialises restores in a node.
+const restoreLock = "/run/berth/snapshot.lock"
+
+// lockFile takes an exclusive flock on path, waiting for it.
+func lockFile(path string) (unlock func(), err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// snapshotHold holds this node's API server stopped, prints "held", and
+// lets go when its stdin closes (the CLI is done, or gone).
+func snapshotHold() error {
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, restoreHeld...)
+	if err != nil {
+		return err
+	}
+	defer release()
+	fmt.Println("held")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
+}
