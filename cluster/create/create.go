@@ -193,16 +193,10 @@ func removeCluster(ctx context.Context, s *state) error {
 	return s.p.DeleteCluster(ctx, s.cfg.Name)
 }
 
-// startNodes creates every node container in parallel. The first one is
-// created alone, so the engine's privilege mode (privileged or the
-// explicit capability set) is decided once.
+// startNodes creates every node container (and helper) in parallel.
 func startNodes(ctx context.Context, s *state) error {
-	nodes := s.plan.Nodes
-	if err := s.p.CreateNode(ctx, nodes[0].Spec); err != nil {
-		return err
-	}
 	specs := append([]provider.NodeSpec(nil), s.plan.Helpers...)
-	for _, n := range nodes[1:] {
+	for _, n := range s.plan.Nodes {
 		specs = append(specs, n.Spec)
 	}
 	g, gctx := errgroup.WithContext(ctx)

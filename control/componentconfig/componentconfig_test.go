@@ -52,11 +52,44 @@ func TestAPIServerArgs(t *testing.T) {
 	has(t, args, "--authorization-mode=Node,RBAC")
 	has(t, args, "--feature-gates=A=true,B=false")
 	has(t, args, "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt")
+	// The API server verifies the kubelets' serving certificates and
+	// reaches etcd over TLS with its own etcd client certificate.
+	has(t, args, "--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt")
+	has(t, args, "--etcd-servers=https://127.0.0.1:2379")
+	has(t, args, "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt")
+	has(t, args, "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt")
+	has(t, args, "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key")
+}
+
+func TestEtcdTLS(t *testing.T) {
+	args := Etcd(testNode())
+	for _, want := range []string{
+		"--listen-client-urls=https://127.0.0.1:2379,https://172.30.0.2:2379",
+		"--advertise-client-urls=https://172.30.0.2:2379",
+		"--listen-peer-urls=https://172.30.0.2:2380",
+		"--initial-advertise-peer-urls=https://172.30.0.2:2380",
+		"--cert-file=/etc/kubernetes/pki/etcd/server.crt",
+		"--key-file=/etc/kubernetes/pki/etcd/server.key",
+		"--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+		"--client-cert-auth=true",
+		"--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
+		"--peer-key-file=/etc/kubernetes/pki/etcd/peer.key",
+		"--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+		"--peer-client-cert-auth=true",
+	} {
+		has(t, args, want)
+	}
+	// Nothing but the loopback metrics listener is plain HTTP.
+	for _, a := range args {
+		if strings.Contains(a, "http://") && a != "--listen-metrics-urls=http://127.0.0.1:2381" {
+			t.Errorf("plain HTTP in %s", a)
+		}
+	}
 }
 
 func TestEtcdDefaultsToSingleMember(t *testing.T) {
 	args := Etcd(testNode())
-	has(t, args, "--initial-cluster=dev-control-plane=http://172.30.0.2:2380")
+	has(t, args, "--initial-cluster=dev-control-plane=https://172.30.0.2:2380")
 	n := testNode()
 	n.EtcdInitialCluster = "a=http://1.1.1.1:2380,b=http://1.1.1.2:2380"
 	has(t, Etcd(n), "--initial-cluster=a=http://1.1.1.1:2380,b=http://1.1.1.2:2380")
