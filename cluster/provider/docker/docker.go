@@ -146,6 +146,9 @@ var NodeCapabilities = []string{
 	// Pod networks: veth pairs, routes, bridge, nftables rules of
 	// kube-proxy and the node agent, sysctls under net.
 	"NET_ADMIN",
+	// The kubelet's OOM watcher reads /dev/kmsg (the kubelet does not
+	// start without it), which needs this where kernel.dmesg_restrict=1.
+	"SYSLOG",
 	// runc exec (kubectl exec) joins a pod's namespaces through
 	// /proc/<pid>/ns of a process that may run as another user.
 	"SYS_PTRACE",
