@@ -18,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	componentbasev1alpha1 "k8s.io/component-base/config/v1alpha1"
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -150,6 +151,9 @@ func APIServer(n *nodeconfig.Node) []string {
 		"--etcd-keyfile=" + APIServerEtcdKey,
 		"--allow-privileged=true",
 		"--authorization-mode=Node,RBAC",
+		// Anonymous requests only for the health endpoints: see
+		// APIServerAuthenticationConfiguration.
+		"--authentication-config=" + APIServerAuthenticationConfigPath,
 		"--enable-admission-plugins=NodeRestriction",
 		"--client-ca-file=" + pki("ca.crt"),
 		"--tls-cert-file=" + pki("apiserver.crt"),
@@ -181,6 +185,40 @@ func APIServer(n *nodeconfig.Node) []string {
 		args = append(args, "--runtime-config="+rc)
 	}
 	return args
+}
+
+// APIServerAuthenticationConfigPath is the API server's structured
+// authentication configuration.
+const APIServerAuthenticationConfigPath = "/etc/kubernetes/authentication-config.yaml"
+
+// AnonymousPaths are the only paths the API server answers for a client
+// that presents no credentials: the health checks load balancers and
+// probes use, without credentials (kubeadm's recommendation).
+var AnonymousPaths = []string{"/livez", "/readyz", "/healthz"}
+
+// APIServerAuthenticationConfiguration returns the API server's
+// authentication configuration: anonymous authentication only on
+// AnonymousPaths, so an anonymous client learns nothing else (not even
+// /version or discovery).
+func APIServerAuthenticationConfiguration() *apiserverv1.AuthenticationConfiguration {
+	c := &apiserverv1.AuthenticationConfiguration{
+		TypeMeta:  metav1.TypeMeta{APIVersion: apiserverv1.SchemeGroupVersion.String(), Kind: "AuthenticationConfiguration"},
+		Anonymous: &apiserverv1.AnonymousAuthConfig{Enabled: true},
+	}
+	for _, p := range AnonymousPaths {
+		c.Anonymous.Conditions = append(c.Anonymous.Conditions, apiserverv1.AnonymousAuthCondition{Path: p})
+	}
+	return c
+}
+
+// APIServerAuthenticationConfig returns the file at
+// APIServerAuthenticationConfigPath.
+func APIServerAuthenticationConfig() ([]byte, error) {
+	data, err := yaml.Marshal(APIServerAuthenticationConfiguration())
+	if err != nil {
+		return nil, fmt.Errorf("encoding the API server's authentication configuration: %w", err)
+	}
+	return data, nil
 }
 
 // NodeIPAMController is the controller-manager's PodCIDR allocator. berth

@@ -7,7 +7,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	apiserverapi "k8s.io/apiserver/pkg/apis/apiserver"
+	apiserverinstall "k8s.io/apiserver/pkg/apis/apiserver/install"
+	apiservervalidation "k8s.io/apiserver/pkg/apis/apiserver/validation"
+	authenticationcel "k8s.io/apiserver/pkg/authentication/cel"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -313,4 +318,41 @@ func TestControllerManagerLeavesPodCIDRsToBerth(t *testing.T) {
 	has(t, full, "--controllers=*,-node-ipam-controller,bootstrapsigner,tokencleaner")
 	has(t, full, "--allocate-node-cidrs=false")
 	has(t, full, "--cluster-cidr=10.244.0.0/16")
+}
+
+// TestAPIServerAuthenticationConfig decodes the API server's
+// authentication configuration strictly, the way the API server does,
+// and validates it: anonymous requests are allowed on the health paths
+// only.
+func TestAPIServerAuthenticationConfig(t *testing.T) {
+	has(t, APIServer(testNode()), "--authentication-config=/etc/kubernetes/authentication-config.yaml")
+	for _, a := range APIServer(testNode()) {
+		if strings.HasPrefix(a, "--anonymous-auth") {
+			t.Errorf("%s conflicts with the authentication configuration's anonymous section", a)
+		}
+	}
+	data, err := APIServerAuthenticationConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	apiserverinstall.Install(scheme)
+	obj, err := runtime.Decode(serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDecoder(), data)
+	if err != nil {
+		t.Fatalf("decoding:\n%s\n%v", data, err)
+	}
+	cfg, ok := obj.(*apiserverapi.AuthenticationConfiguration)
+	if !ok {
+		t.Fatalf("decoded a %T", obj)
+	}
+	if errs := apiservervalidation.ValidateAuthenticationConfiguration(authenticationcel.NewDefaultCompiler(), cfg, nil); len(errs) > 0 {
+		t.Errorf("invalid: %v", errs.ToAggregate())
+	}
+	var paths []string
+	for _, c := range cfg.Anonymous.Conditions {
+		paths = append(paths, c.Path)
+	}
+	if !cfg.Anonymous.Enabled || !reflect.DeepEqual(paths, []string{"/livez", "/readyz", "/healthz"}) {
+		t.Errorf("anonymous = %+v, want enabled for the health paths only", cfg.Anonymous)
+	}
 }

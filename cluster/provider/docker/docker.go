@@ -149,8 +149,10 @@ var NodeCapabilities = []string{
 	// The kubelet's OOM watcher reads /dev/kmsg (the kubelet does not
 	// start without it), which needs this where kernel.dmesg_restrict=1.
 	"SYSLOG",
-	// runc exec (kubectl exec) joins a pod's namespaces through
-	// /proc/<pid>/ns of a process that may run as another user.
+	// runc opens /proc/<pid>/ns/* of a container's (non-dumpable) init
+	// process to create every container and to exec into one: without
+	// it no pod sandbox starts ("open /proc/<pid>/ns/mnt: permission
+	// denied").
 	"SYS_PTRACE",
 }
 

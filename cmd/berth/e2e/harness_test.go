@@ -32,6 +32,11 @@ var (
 	berthBin   string
 	repoRoot   string
 	kubeconfig string
+	// nodeImage is E2E_NODE_IMAGE: the node image the tests build (from
+	// this tree) and create clusters with, instead of the default
+	// berth/node:<version> (so a branch can be tested without retagging
+	// the shared default).
+	nodeImage = os.Getenv("E2E_NODE_IMAGE")
 )
 
 func TestMain(m *testing.M) {
@@ -57,7 +62,11 @@ func run(m *testing.M) int {
 	}
 	// The node image must match this tree (a no-op when its recipe is
 	// unchanged; minutes on a fresh machine).
-	image := exec.Command(berthBin, "build", "node-image")
+	buildArgs := []string{"build", "node-image"}
+	if nodeImage != "" {
+		buildArgs = append(buildArgs, "--image", nodeImage)
+	}
+	image := exec.Command(berthBin, buildArgs...)
 	image.Dir = repoRoot
 	image.Stdout, image.Stderr = os.Stderr, os.Stderr
 	if err := image.Run(); err != nil {
@@ -113,8 +122,23 @@ func createCluster(t *testing.T, name string, extra ...string) *kubernetes.Clien
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	mustBerth(t, append([]string{"create", "cluster", "--name", name, "--wait", "5m"}, extra...)...)
+	args := append([]string{"create", "cluster", "--name", name, "--wait", "5m"}, extra...)
+	mustBerth(t, withNodeImage(args)...)
 	return clientFor(t, "berth-"+name)
+}
+
+// withNodeImage adds --image E2E_NODE_IMAGE to a create that names
+// neither an image nor a Kubernetes version.
+func withNodeImage(args []string) []string {
+	if nodeImage == "" {
+		return args
+	}
+	for _, a := range args {
+		if a == "--image" || a == "--kubernetes-version" || strings.HasPrefix(a, "--image=") || strings.HasPrefix(a, "--kubernetes-version=") {
+			return args
+		}
+	}
+	return append(args, "--image", nodeImage)
 }
 
 func clientFor(t *testing.T, context string) *kubernetes.Clientset {
