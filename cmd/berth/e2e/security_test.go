@@ -67,6 +67,19 @@ func TestSecureDefaults(t *testing.T) {
 		}
 	}
 
+	// The API server answers anonymous clients on its health paths only.
+	server := kc.Clusters["berth-"+name].Server
+	for path, want := range map[string]int{"/readyz": http.StatusOK, "/livez": http.StatusOK, "/version": http.StatusUnauthorized, "/api/v1/namespaces": http.StatusUnauthorized} {
+		resp, err := insecure.Get(server + path)
+		if err != nil {
+			t.Fatalf("GET %s%s: %v", server, path, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("anonymous GET %s: %s, want %d", path, resp.Status, want)
+		}
+	}
+
 	// etcd, on the control plane's address: no plain HTTP, no TLS client
 	// without a certificate, and a serving certificate from its own CA.
 	var cp string
