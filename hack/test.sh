@@ -3,6 +3,8 @@
 # then the end-to-end tests against real clusters in Docker.
 # E2E=0 skips the end-to-end tests; E2E_HA=1 adds the 3-control-plane case;
 # E2E_DAEMON_RESTART=1 restarts dockerd under a running cluster;
+# E2E_NODE_IMAGE=berth/node:<tag> builds this tree's node image under that tag and
+# creates the test clusters with it (the default tag is left alone);
 # E2E_VERSIONS=v1.35 (or "all") also creates clusters at other supported
 # minors (each needs its own node image: ~10 more minutes of compiling);
 # CONFORMANCE=0 skips the upstream conformance subset that ends the run.

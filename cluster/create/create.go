@@ -275,30 +275,28 @@ func removeCluster(ctx context.Context, s *state) error {
 	return s.p.DeleteCreated(ctx, s.cfg.Name, s.createID)
 }
 
-// startNodes creates every node container in parallel. The first one is
-// created alone, so the engine's privilege mode (privileged or the
-// explicit capability set) is decided once.
+// startNodes creates every node container (and helper) in parallel.
 func startNodes(ctx context.Context, s *state) error {
-	nodes := s.plan.Nodes
-	first := s.labelled(nodes[0].Spec)
-	if err := s.p.CreateNode(ctx, first); err != nil {
-		if errors.Is(err, provider.ErrExists) {
-			return fmt.Errorf("cluster %q is being created by another berth: %w\n(see `berth get clusters`; choose another --name)", s.cfg.Name, err)
-		}
-		return err
-	}
+	// Every node at once: nodes run with an explicit capability set, so
+	// there is no privilege mode to find out on a first node.
 	var specs []provider.NodeSpec
 	for _, h := range s.plan.Helpers {
 		specs = append(specs, s.labelled(h))
 	}
-	for _, n := range nodes[1:] {
+	for _, n := range s.plan.Nodes {
 		specs = append(specs, s.labelled(n.Spec))
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, spec := range specs {
 		g.Go(func() error { return s.p.CreateNode(gctx, spec) })
 	}
-	return g.Wait()
+	if err := g.Wait(); err != nil {
+		if errors.Is(err, provider.ErrExists) {
+			return fmt.Errorf("cluster %q is being created by another berth: %w\n(see `berth get clusters`; choose another --name)", s.cfg.Name, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // labelled returns spec with this create's ID among its labels.

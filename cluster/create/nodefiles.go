@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/berth-dev/berth/cluster/internal/pki"
 	"github.com/berth-dev/berth/cluster/kubeconfig"
@@ -21,6 +22,14 @@ func (f *fileSet) add(path string, mode uint32, data []byte) {
 	f.files = append(f.files, provider.File{Path: path, Mode: os.FileMode(mode), Data: data})
 }
 
+// dir adds a directory with its mode; it must come before the files in it
+// (the provider makes missing parent directories 0755).
+func (f *fileSet) dir(path string, mode uint32) {
+	f.files = append(f.files, provider.File{Path: path, Mode: os.ModeDir | os.FileMode(mode)})
+}
+
+// keyPair adds name.crt (0644) and name.key (0600) under the PKI
+// directory; name may have a subdirectory ("etcd/server").
 func (f *fileSet) keyPair(name string, kp *pki.KeyPair, err error) {
 	if f.err != nil {
 		return
@@ -71,6 +80,11 @@ func nodeFiles(c *pki.Cluster, admin *pki.KeyPair, n *nodeconfig.Node, apiSANs [
 		return nil, err
 	}
 	f.add(nodeconfig.Path, 0o644, cfg)
+	// Kubeconfigs and keys: only root (every component runs as root)
+	// may list or read them. Files are 0600 (keys, kubeconfigs) or 0644
+	// (certificates), the directories 0700.
+	f.dir(filepath.Dir(nodeconfig.PKIDir), 0o700)
+	f.dir(nodeconfig.PKIDir, 0o700)
 	f.add(nodeconfig.PKIDir+"/ca.crt", 0o644, c.CA.CertPEM())
 	kubeletClient, err := c.Client("system:node:"+n.Name, "system:nodes")
 	f.kubeconfig(nodeconfig.KubeletKubeconfig, n.APIServerEndpoint, c.CA, kubeletClient, err)
@@ -102,6 +116,7 @@ func nodeFiles(c *pki.Cluster, admin *pki.KeyPair, n *nodeconfig.Node, apiSANs [
 		f.keyPair("apiserver-kubelet-client", kc, err)
 		fp, err := c.FrontProxyClient()
 		f.keyPair("front-proxy-client", fp, err)
+		f.etcd(c, n, ip)
 		local := fmt.Sprintf("https://127.0.0.1:%d", nodeconfig.APIServerPort)
 		f.kubeconfig(nodeconfig.AdminKubeconfig, local, c.CA, admin, nil)
 		// In system:masters: see --use-service-account-credentials in
@@ -122,4 +137,32 @@ func nodeFiles(c *pki.Cluster, admin *pki.KeyPair, n *nodeconfig.Node, apiSANs [
 		return nil, fmt.Errorf("issuing certificates for node %s: %w", n.Name, f.err)
 	}
 	return f.files, nil
+}
+
+// etcd adds a control-plane node's etcd identities, all from the etcd CA
+// (kubeadm's layout under pki/etcd): the member's serving and peer
+// certificates, the API server's client certificate, and the client
+// certificate berth-node itself uses (componentconfig.EtcdClientConfig).
+// The etcd CA key goes along as the cluster CA's does, so a control plane
+// holds everything needed to issue for a new member.
+func (f *fileSet) etcd(c *pki.Cluster, n *nodeconfig.Node, ip net.IP) {
+	if f.err != nil {
+		return
+	}
+	f.dir(nodeconfig.PKIDir+"/etcd", 0o700)
+	key, err := c.EtcdCA.KeyPEM()
+	if err != nil {
+		f.err = err
+		return
+	}
+	f.add(nodeconfig.PKIDir+"/etcd/ca.crt", 0o644, c.EtcdCA.CertPEM())
+	f.add(nodeconfig.PKIDir+"/etcd/ca.key", 0o600, key)
+	srv, err := c.EtcdServer(n.Name, ip)
+	f.keyPair("etcd/server", srv, err)
+	peer, err := c.EtcdPeer(n.Name, ip)
+	f.keyPair("etcd/peer", peer, err)
+	api, err := c.EtcdClient("kube-apiserver-etcd-client")
+	f.keyPair("apiserver-etcd-client", api, err)
+	hc, err := c.EtcdClient("berth-node-etcd-client")
+	f.keyPair("etcd/healthcheck-client", hc, err)
 }

@@ -75,7 +75,7 @@ func plan(in PlanInput) (*Plan, error) {
 		ips[i] = in.Network.NodeIP(i)
 		if n.Role == nodeconfig.RoleControlPlane {
 			cpIPs = append(cpIPs, ips[i])
-			etcdMembers = append(etcdMembers, fmt.Sprintf("%s=http://%s:2380", names[i], ips[i]))
+			etcdMembers = append(etcdMembers, fmt.Sprintf("%s=https://%s:2380", names[i], ips[i]))
 		}
 	}
 	if len(cpIPs) == 0 {

@@ -1,13 +1,16 @@
 // Package componentconfig turns a node's configuration into the command
 // lines and configuration files of the components berth-node runs. It is
-// pure: nothing here touches the file system or starts a process, so every
-// flag can be checked in a unit test.
+// pure (except EtcdClientConfig, which loads credentials): nothing here
+// touches the file system or starts a process, so every flag can be
+// checked in a unit test.
 package componentconfig
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"maps"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -15,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apiserverv1 "k8s.io/apiserver/pkg/apis/apiserver/v1"
 	componentbasev1alpha1 "k8s.io/component-base/config/v1alpha1"
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -41,20 +45,29 @@ const (
 func pki(name string) string { return filepath.Join(nodeconfig.PKIDir, name) }
 
 // EtcdClientURL is where the API server on the same node reaches etcd.
-const EtcdClientURL = "http://127.0.0.1:2379"
+const EtcdClientURL = "https://127.0.0.1:2379"
 
-// EtcdClientConfig is how a process in a control-plane node reaches its
-// local etcd member: every etcd client berth-node makes (snapshot save and
-// restore) takes its endpoints and TLS configuration from here and
-// nowhere else. The TLS configuration is nil while etcd serves plain
-// HTTP on loopback.
-func EtcdClientConfig() (endpoints []string, tlsConfig *tls.Config, err error) {
-	return []string{EtcdClientURL}, nil, nil
-}
+// etcd's identities under the PKI directory (kubeadm's layout): its CA,
+// the member's serving and peer certificates, and the client
+// certificates of the API server and of berth-node itself.
+var (
+	EtcdCACert          = pki("etcd/ca.crt")
+	EtcdServerCert      = pki("etcd/server.crt")
+	EtcdServerKey       = pki("etcd/server.key")
+	EtcdPeerCert        = pki("etcd/peer.crt")
+	EtcdPeerKey         = pki("etcd/peer.key")
+	APIServerEtcdCert   = pki("apiserver-etcd-client.crt")
+	APIServerEtcdKey    = pki("apiserver-etcd-client.key")
+	EtcdHealthcheckCert = pki("etcd/healthcheck-client.crt")
+	EtcdHealthcheckKey  = pki("etcd/healthcheck-client.key")
+)
 
-// Etcd returns etcd's arguments.
+// Etcd returns etcd's arguments. Clients and peers speak TLS and must
+// present a certificate from the etcd CA: clients on loopback (the API
+// server) and on the node's address (other tools on the cluster
+// network), peers on the node's address.
 func Etcd(n *nodeconfig.Node) []string {
-	peer := fmt.Sprintf("http://%s:2380", n.IP)
+	peer := fmt.Sprintf("https://%s:2380", n.IP)
 	initial := n.EtcdInitialCluster
 	if initial == "" {
 		initial = n.Name + "=" + peer
@@ -62,13 +75,23 @@ func Etcd(n *nodeconfig.Node) []string {
 	return []string{
 		"--name=" + n.Name,
 		"--data-dir=" + EtcdDataDir,
-		"--listen-client-urls=" + EtcdClientURL,
-		"--advertise-client-urls=" + EtcdClientURL,
+		"--listen-client-urls=" + EtcdClientURL + ",https://" + n.IP + ":2379",
+		"--advertise-client-urls=https://" + n.IP + ":2379",
+		"--cert-file=" + EtcdServerCert,
+		"--key-file=" + EtcdServerKey,
+		"--trusted-ca-file=" + EtcdCACert,
+		"--client-cert-auth=true",
 		"--listen-peer-urls=" + peer,
 		"--initial-advertise-peer-urls=" + peer,
+		"--peer-cert-file=" + EtcdPeerCert,
+		"--peer-key-file=" + EtcdPeerKey,
+		"--peer-trusted-ca-file=" + EtcdCACert,
+		"--peer-client-cert-auth=true",
 		"--initial-cluster=" + initial,
 		"--initial-cluster-state=new",
 		"--initial-cluster-token=" + n.Cluster,
+		// Metrics and /health stay plain HTTP on loopback (as kubeadm
+		// has them): nothing off the node reaches them.
 		"--listen-metrics-urls=http://127.0.0.1:2381",
 		// A local cluster is disposable; skipping fsync makes etcd (and
 		// so every API write) much faster on laptops and CI disks.
@@ -78,6 +101,44 @@ func Etcd(n *nodeconfig.Node) []string {
 	}
 }
 
+// EtcdClientConfig is how a client inside a control-plane node (berth-node
+// itself) reaches the node's etcd member: its endpoints and a TLS
+// configuration that trusts only the etcd CA and presents berth-node's
+// client certificate. Unlike the rest of this package it reads files:
+// the certificate and key the CLI wrote into the node.
+func EtcdClientConfig() (endpoints []string, tlsConfig *tls.Config, err error) {
+	tlsConfig, err = etcdClientTLS(EtcdHealthcheckCert, EtcdHealthcheckKey, EtcdCACert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading etcd client credentials: %w", err)
+	}
+	return []string{EtcdClientURL}, tlsConfig, nil
+}
+
+// etcdClientTLS is what etcd's transport.TLSInfo.ClientConfig builds for
+// a client certificate and a CA, written out here: requiring
+// go.etcd.io/etcd/client/pkg directly would pin its version in the build
+// module of every Kubernetes release, while each release's etcd server
+// needs its own (nodeimage/buildmodule.go).
+func etcdClientTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	caPEM, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("no certificate in %s", caFile)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		RootCAs:      roots,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
 // APIServer returns kube-apiserver's arguments.
 func APIServer(n *nodeconfig.Node) []string {
 	args := []string{
@@ -85,8 +146,14 @@ func APIServer(n *nodeconfig.Node) []string {
 		"--bind-address=0.0.0.0",
 		fmt.Sprintf("--secure-port=%d", nodeconfig.APIServerPort),
 		"--etcd-servers=" + EtcdClientURL,
+		"--etcd-cafile=" + EtcdCACert,
+		"--etcd-certfile=" + APIServerEtcdCert,
+		"--etcd-keyfile=" + APIServerEtcdKey,
 		"--allow-privileged=true",
 		"--authorization-mode=Node,RBAC",
+		// Anonymous requests only for the health endpoints: see
+		// APIServerAuthenticationConfiguration.
+		"--authentication-config=" + APIServerAuthenticationConfigPath,
 		"--enable-admission-plugins=NodeRestriction",
 		"--client-ca-file=" + pki("ca.crt"),
 		"--tls-cert-file=" + pki("apiserver.crt"),
@@ -94,6 +161,9 @@ func APIServer(n *nodeconfig.Node) []string {
 		"--kubelet-client-certificate=" + pki("apiserver-kubelet-client.crt"),
 		"--kubelet-client-key=" + pki("apiserver-kubelet-client.key"),
 		"--kubelet-preferred-address-types=InternalIP,Hostname",
+		// The kubelets serve certificates from the cluster CA (issued at
+		// create for their node name and address): verify them.
+		"--kubelet-certificate-authority=" + pki("ca.crt"),
 		"--service-account-issuer=https://kubernetes.default.svc." + n.ClusterDomain,
 		"--service-account-key-file=" + pki("sa.pub"),
 		"--service-account-signing-key-file=" + pki("sa.key"),
@@ -115,6 +185,40 @@ func APIServer(n *nodeconfig.Node) []string {
 		args = append(args, "--runtime-config="+rc)
 	}
 	return args
+}
+
+// APIServerAuthenticationConfigPath is the API server's structured
+// authentication configuration.
+const APIServerAuthenticationConfigPath = "/etc/kubernetes/authentication-config.yaml"
+
+// AnonymousPaths are the only paths the API server answers for a client
+// that presents no credentials: the health checks load balancers and
+// probes use, without credentials (kubeadm's recommendation).
+var AnonymousPaths = []string{"/livez", "/readyz", "/healthz"}
+
+// APIServerAuthenticationConfiguration returns the API server's
+// authentication configuration: anonymous authentication only on
+// AnonymousPaths, so an anonymous client learns nothing else (not even
+// /version or discovery).
+func APIServerAuthenticationConfiguration() *apiserverv1.AuthenticationConfiguration {
+	c := &apiserverv1.AuthenticationConfiguration{
+		TypeMeta:  metav1.TypeMeta{APIVersion: apiserverv1.SchemeGroupVersion.String(), Kind: "AuthenticationConfiguration"},
+		Anonymous: &apiserverv1.AnonymousAuthConfig{Enabled: true},
+	}
+	for _, p := range AnonymousPaths {
+		c.Anonymous.Conditions = append(c.Anonymous.Conditions, apiserverv1.AnonymousAuthCondition{Path: p})
+	}
+	return c
+}
+
+// APIServerAuthenticationConfig returns the file at
+// APIServerAuthenticationConfigPath.
+func APIServerAuthenticationConfig() ([]byte, error) {
+	data, err := yaml.Marshal(APIServerAuthenticationConfiguration())
+	if err != nil {
+		return nil, fmt.Errorf("encoding the API server's authentication configuration: %w", err)
+	}
+	return data, nil
 }
 
 // NodeIPAMController is the controller-manager's PodCIDR allocator. berth

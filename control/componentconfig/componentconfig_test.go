@@ -7,7 +7,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	apiserverapi "k8s.io/apiserver/pkg/apis/apiserver"
+	apiserverinstall "k8s.io/apiserver/pkg/apis/apiserver/install"
+	apiservervalidation "k8s.io/apiserver/pkg/apis/apiserver/validation"
+	authenticationcel "k8s.io/apiserver/pkg/authentication/cel"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -52,11 +57,44 @@ func TestAPIServerArgs(t *testing.T) {
 	has(t, args, "--authorization-mode=Node,RBAC")
 	has(t, args, "--feature-gates=A=true,B=false")
 	has(t, args, "--kubelet-client-certificate=/etc/kubernetes/pki/apiserver-kubelet-client.crt")
+	// The API server verifies the kubelets' serving certificates and
+	// reaches etcd over TLS with its own etcd client certificate.
+	has(t, args, "--kubelet-certificate-authority=/etc/kubernetes/pki/ca.crt")
+	has(t, args, "--etcd-servers=https://127.0.0.1:2379")
+	has(t, args, "--etcd-cafile=/etc/kubernetes/pki/etcd/ca.crt")
+	has(t, args, "--etcd-certfile=/etc/kubernetes/pki/apiserver-etcd-client.crt")
+	has(t, args, "--etcd-keyfile=/etc/kubernetes/pki/apiserver-etcd-client.key")
+}
+
+func TestEtcdTLS(t *testing.T) {
+	args := Etcd(testNode())
+	for _, want := range []string{
+		"--listen-client-urls=https://127.0.0.1:2379,https://172.30.0.2:2379",
+		"--advertise-client-urls=https://172.30.0.2:2379",
+		"--listen-peer-urls=https://172.30.0.2:2380",
+		"--initial-advertise-peer-urls=https://172.30.0.2:2380",
+		"--cert-file=/etc/kubernetes/pki/etcd/server.crt",
+		"--key-file=/etc/kubernetes/pki/etcd/server.key",
+		"--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+		"--client-cert-auth=true",
+		"--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt",
+		"--peer-key-file=/etc/kubernetes/pki/etcd/peer.key",
+		"--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt",
+		"--peer-client-cert-auth=true",
+	} {
+		has(t, args, want)
+	}
+	// Nothing but the loopback metrics listener is plain HTTP.
+	for _, a := range args {
+		if strings.Contains(a, "http://") && a != "--listen-metrics-urls=http://127.0.0.1:2381" {
+			t.Errorf("plain HTTP in %s", a)
+		}
+	}
 }
 
 func TestEtcdDefaultsToSingleMember(t *testing.T) {
 	args := Etcd(testNode())
-	has(t, args, "--initial-cluster=dev-control-plane=http://172.30.0.2:2380")
+	has(t, args, "--initial-cluster=dev-control-plane=https://172.30.0.2:2380")
 	n := testNode()
 	n.EtcdInitialCluster = "a=http://1.1.1.1:2380,b=http://1.1.1.2:2380"
 	has(t, Etcd(n), "--initial-cluster=a=http://1.1.1.1:2380,b=http://1.1.1.2:2380")
@@ -280,4 +318,41 @@ func TestControllerManagerLeavesPodCIDRsToBerth(t *testing.T) {
 	has(t, full, "--controllers=*,-node-ipam-controller,bootstrapsigner,tokencleaner")
 	has(t, full, "--allocate-node-cidrs=false")
 	has(t, full, "--cluster-cidr=10.244.0.0/16")
+}
+
+// TestAPIServerAuthenticationConfig decodes the API server's
+// authentication configuration strictly, the way the API server does,
+// and validates it: anonymous requests are allowed on the health paths
+// only.
+func TestAPIServerAuthenticationConfig(t *testing.T) {
+	has(t, APIServer(testNode()), "--authentication-config=/etc/kubernetes/authentication-config.yaml")
+	for _, a := range APIServer(testNode()) {
+		if strings.HasPrefix(a, "--anonymous-auth") {
+			t.Errorf("%s conflicts with the authentication configuration's anonymous section", a)
+		}
+	}
+	data, err := APIServerAuthenticationConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	apiserverinstall.Install(scheme)
+	obj, err := runtime.Decode(serializer.NewCodecFactory(scheme, serializer.EnableStrict).UniversalDecoder(), data)
+	if err != nil {
+		t.Fatalf("decoding:\n%s\n%v", data, err)
+	}
+	cfg, ok := obj.(*apiserverapi.AuthenticationConfiguration)
+	if !ok {
+		t.Fatalf("decoded a %T", obj)
+	}
+	if errs := apiservervalidation.ValidateAuthenticationConfiguration(authenticationcel.NewDefaultCompiler(), cfg, nil); len(errs) > 0 {
+		t.Errorf("invalid: %v", errs.ToAggregate())
+	}
+	var paths []string
+	for _, c := range cfg.Anonymous.Conditions {
+		paths = append(paths, c.Path)
+	}
+	if !cfg.Anonymous.Enabled || !reflect.DeepEqual(paths, []string{"/livez", "/readyz", "/healthz"}) {
+		t.Errorf("anonymous = %+v, want enabled for the health paths only", cfg.Anonymous)
+	}
 }

@@ -302,6 +302,13 @@ func (b *booter) writeConfigs(cgroupVersion int) error {
 		b.paths.KubeProxyConfig():  kubeProxy,
 		b.paths.PodResolvConf():    []byte(b.resolvConf()),
 	}
+	if b.node.IsControlPlane() {
+		authn, err := cc.APIServerAuthenticationConfig()
+		if err != nil {
+			return err
+		}
+		files[b.paths.at(cc.APIServerAuthenticationConfigPath)] = authn
+	}
 	for path, content := range files {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)

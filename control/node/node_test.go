@@ -21,6 +21,7 @@ import (
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 
+	cc "github.com/berth-dev/berth/control/componentconfig"
 	"github.com/berth-dev/berth/control/supervisor"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 	"github.com/berth-dev/berth/nodeimage/versions"
@@ -397,5 +398,21 @@ func TestWaitForSocket(t *testing.T) {
 	defer cancel()
 	if err := waitForSocket(ctx, filepath.Join(t.TempDir(), "never.sock")); err == nil {
 		t.Error("waiting for a socket that never appears returned nil")
+	}
+}
+
+func TestWriteConfigsAuthenticationOnControlPlanes(t *testing.T) {
+	for _, role := range []string{nodeconfig.RoleControlPlane, nodeconfig.RoleWorker} {
+		b, _ := testBooter(t, testNode(role))
+		if err := b.writeConfigs(2); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(b.paths.at(cc.APIServerAuthenticationConfigPath))
+		switch {
+		case role == nodeconfig.RoleControlPlane && (err != nil || !strings.Contains(string(data), "path: /readyz")):
+			t.Errorf("control plane: authentication configuration %q (%v)", data, err)
+		case role == nodeconfig.RoleWorker && err == nil:
+			t.Error("a worker was given the API server's authentication configuration")
+		}
 	}
 }

@@ -10,8 +10,13 @@ import (
 // Cluster holds the cluster-wide authorities and keys. Per-node and
 // per-component certificates are issued from it on demand.
 type Cluster struct {
-	CA             *KeyPair
-	FrontProxyCA   *KeyPair
+	CA           *KeyPair
+	FrontProxyCA *KeyPair
+	// EtcdCA signs etcd's serving and peer certificates and the client
+	// certificates etcd accepts. It is separate from CA (as kubeadm's
+	// etcd/ca is): a certificate the cluster CA issues, to a kubelet or
+	// a user, does not open etcd.
+	EtcdCA         *KeyPair
 	ServiceAccount crypto.Signer
 	Now            func() time.Time
 }
@@ -27,11 +32,15 @@ func NewCluster() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	etcd, err := NewCA("etcd-ca", now)
+	if err != nil {
+		return nil, err
+	}
 	sa, err := newKey()
 	if err != nil {
 		return nil, fmt.Errorf("generating service-account key: %w", err)
 	}
-	return &Cluster{CA: ca, FrontProxyCA: fp, ServiceAccount: sa, Now: time.Now}, nil
+	return &Cluster{CA: ca, FrontProxyCA: fp, EtcdCA: etcd, ServiceAccount: sa, Now: time.Now}, nil
 }
 
 // Client issues a client certificate from the cluster CA.
@@ -75,4 +84,33 @@ func (c *Cluster) KubeletServing(nodeName string, ip net.IP) (*KeyPair, error) {
 // FrontProxyClient issues the aggregator's client certificate.
 func (c *Cluster) FrontProxyClient() (*KeyPair, error) {
 	return Issue(c.FrontProxyCA, LeafSpec{CommonName: "front-proxy-client", Client: true}, c.Now())
+}
+
+// etcdSANs are the names an etcd member is reached and known by: its
+// node's name and address, and loopback (where the API server on the same
+// node dials it).
+func etcdSANs(nodeName string, ip net.IP) ([]string, []net.IP) {
+	return []string{nodeName, "localhost"}, []net.IP{ip, net.ParseIP("127.0.0.1"), net.IPv6loopback}
+}
+
+// EtcdServer issues an etcd member's client-facing serving certificate.
+// It is also valid as a client certificate, as kubeadm's is: etcd's
+// gRPC gateway dials the member itself with it.
+func (c *Cluster) EtcdServer(nodeName string, ip net.IP) (*KeyPair, error) {
+	dns, ips := etcdSANs(nodeName, ip)
+	return Issue(c.EtcdCA, LeafSpec{CommonName: nodeName, DNSNames: dns, IPs: ips, Server: true, Client: true}, c.Now())
+}
+
+// EtcdPeer issues an etcd member's peer certificate: it serves the peer
+// port and authenticates the member to the other members, which check
+// that it names the address the connection comes from (so it carries the
+// member's own node IP).
+func (c *Cluster) EtcdPeer(nodeName string, ip net.IP) (*KeyPair, error) {
+	dns, ips := etcdSANs(nodeName, ip)
+	return Issue(c.EtcdCA, LeafSpec{CommonName: nodeName, DNSNames: dns, IPs: ips, Server: true, Client: true}, c.Now())
+}
+
+// EtcdClient issues a client certificate etcd accepts.
+func (c *Cluster) EtcdClient(commonName string) (*KeyPair, error) {
+	return Issue(c.EtcdCA, LeafSpec{CommonName: commonName, Client: true}, c.Now())
 }

@@ -14,7 +14,7 @@ import (
 	"net"
 	"os"
 	"path"
-	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,11 +40,6 @@ import (
 type Provider struct {
 	api *client.Client
 	log *slog.Logger
-
-	mu sync.Mutex
-	// privileged is nil until the first node shows whether the engine
-	// allows --privileged.
-	privileged *bool
 }
 
 var _ provider.Provider = (*Provider)(nil)
@@ -208,13 +203,29 @@ func FreeSubnet(used []*net.IPNet) *net.IPNet {
 	return nil
 }
 
-// isPrivilegeRefusal tells whether starting a privileged container failed
-// because the engine may not grant every capability (as in sandboxes whose
-// bounding set lacks CAP_SYS_RESOURCE).
-func isPrivilegeRefusal(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "unable to apply caps") ||
-		(strings.Contains(msg, "operation not permitted") && strings.Contains(msg, "cap"))
+// NodeCapabilities is the capability set of a node container, granted
+// explicitly (every other capability is dropped) instead of --privileged.
+// docs/security.md says why each is needed and which were left out.
+var NodeCapabilities = []string{
+	// Docker's default set: what any container runtime needs to set up
+	// files, users and processes (containerd and runc unpack image layers
+	// with their owners and modes, switch to a pod's user, chroot, ...).
+	"CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID",
+	"SETPCAP", "SETFCAP", "NET_BIND_SERVICE", "NET_RAW", "SYS_CHROOT", "MKNOD", "AUDIT_WRITE",
+	// Mounts (/sys/fs/cgroup, rshared /, overlay snapshots, pod volumes),
+	// cgroup creation, namespaces for pods, seccomp filters for pods.
+	"SYS_ADMIN",
+	// Pod networks: veth pairs, routes, bridge, nftables rules of
+	// kube-proxy and the node agent, sysctls under net.
+	"NET_ADMIN",
+	// The kubelet's OOM watcher reads /dev/kmsg (the kubelet does not
+	// start without it), which needs this where kernel.dmesg_restrict=1.
+	"SYSLOG",
+	// runc opens /proc/<pid>/ns/* of a container's (non-dumpable) init
+	// process to create every container and to exec into one: without
+	// it no pod sandbox starts ("open /proc/<pid>/ns/mnt: permission
+	// denied").
+	"SYS_PTRACE",
 }
 
 // NodePID implements provider.Provider.
@@ -229,106 +240,90 @@ func (p *Provider) NodePID(ctx context.Context, name string) (int, error) {
 	return info.State.Pid, nil
 }
 
-// CreateNode creates, fills and starts one node container. The first
-// node tries --privileged; if the engine refuses it, that node and every
-// later one use an explicit capability set instead.
+// CreateNode creates, fills and starts one node container. A node runs
+// with the explicit capability set NodeCapabilities, never --privileged.
 func (p *Provider) CreateNode(ctx context.Context, spec provider.NodeSpec) error {
-	p.mu.Lock()
-	if p.privileged == nil {
-		p.privileged = p.loadPrivilegeMemo(ctx)
-	}
-	known := p.privileged
-	p.mu.Unlock()
-	privileged := known == nil || *known
-	err := p.createAndStart(ctx, spec, privileged)
-	if err != nil && privileged && isPrivilegeRefusal(err) {
-		known = nil // the remembered answer (if any) no longer holds
-		p.log.Info("the engine refuses --privileged; using an explicit capability set", "node", spec.Name, "reason", err)
-		if rmErr := p.api.ContainerRemove(context.WithoutCancel(ctx), spec.Name, container.RemoveOptions{Force: true, RemoveVolumes: true}); rmErr != nil {
-			return fmt.Errorf("removing refused node %s: %w", spec.Name, rmErr)
-		}
-		privileged = false
-		err = p.createAndStart(ctx, spec, false)
-	}
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	if known == nil {
-		p.privileged = &privileged
-		p.savePrivilegeMemo(ctx, privileged)
-		mode := "privileged"
-		if !privileged {
-			mode = "explicit capabilities (--privileged refused)"
-		}
-		p.log.Info("node security mode", "mode", mode)
-	}
-	p.mu.Unlock()
-	return nil
+	return p.createAndStart(ctx, spec)
 }
 
-// The engine's answer to --privileged does not change between runs, so it
-// is remembered per engine (by its ID) and later creates skip the refused
-// attempt, which costs a container create and start.
-func (p *Provider) memoPath(ctx context.Context) string {
-	info, err := p.api.Info(ctx)
-	if err != nil || info.ID == "" {
-		return ""
-	}
-	base, err := os.UserCacheDir()
-	if err != nil {
-		return ""
-	}
-	return filepath.Join(base, "berth", "engines", strings.ReplaceAll(info.ID, ":", "_")+".privileged")
-}
-
-func (p *Provider) loadPrivilegeMemo(ctx context.Context) *bool {
-	path := p.memoPath(ctx)
-	if path == "" {
-		return nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	v := strings.TrimSpace(string(data)) == "true"
-	return &v
-}
-
-func (p *Provider) savePrivilegeMemo(ctx context.Context, privileged bool) {
-	path := p.memoPath(ctx)
-	if path == "" {
-		return
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-		_ = os.WriteFile(path, []byte(strconv.FormatBool(privileged)), 0o644)
-	}
-}
-
-func volumeName(node string) string { return node + "-var" }
-
-func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, privileged bool) error {
-	labels := map[string]string{nodeconfig.LabelCluster: spec.Cluster, nodeconfig.LabelRole: spec.Role}
-	for k, v := range spec.Labels {
-		labels[k] = v
-	}
+// portBindings returns the ports a container exposes and publishes. A
+// mapping without a listen address is published on the host's loopback
+// only, never on every interface (Docker's default).
+func portBindings(ports []provider.PortMapping) (nat.PortSet, nat.PortMap, error) {
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}
-	for _, pm := range spec.Ports {
+	for _, pm := range ports {
 		proto := pm.Protocol
 		if proto == "" {
 			proto = "tcp"
 		}
 		port, err := nat.NewPort(strings.ToLower(proto), strconv.Itoa(pm.ContainerPort))
 		if err != nil {
-			return fmt.Errorf("port %d/%s: %w", pm.ContainerPort, proto, err)
+			return nil, nil, fmt.Errorf("port %d/%s: %w", pm.ContainerPort, proto, err)
 		}
 		exposed[port] = struct{}{}
 		hostPort := ""
 		if pm.HostPort > 0 {
 			hostPort = strconv.Itoa(pm.HostPort)
 		}
-		bindings[port] = append(bindings[port], nat.PortBinding{HostIP: pm.ListenAddress, HostPort: hostPort})
+		bindings[port] = append(bindings[port], nat.PortBinding{HostIP: ListenAddress(pm.ListenAddress), HostPort: hostPort})
+	}
+	return exposed, bindings, nil
+}
+
+// DefaultListenAddress is where a port is published when no listen
+// address is configured.
+const DefaultListenAddress = "127.0.0.1"
+
+// ListenAddress returns addr, or DefaultListenAddress if it is empty.
+func ListenAddress(addr string) string {
+	if addr == "" {
+		return DefaultListenAddress
+	}
+	return addr
+}
+
+// nodeHostConfig is a node container's host configuration; a helper
+// container (the API load balancer) gets no privileges beyond Docker's
+// defaults.
+func nodeHostConfig(spec provider.NodeSpec, mounts []mount.Mount, bindings nat.PortMap) *container.HostConfig {
+	restart := container.RestartPolicy{Name: container.RestartPolicyUnlessStopped}
+	if spec.Helper {
+		return &container.HostConfig{PortBindings: bindings, RestartPolicy: restart}
+	}
+	host := &container.HostConfig{
+		CgroupnsMode:  container.CgroupnsModePrivate,
+		SecurityOpt:   []string{"seccomp=unconfined", "apparmor=unconfined"},
+		Tmpfs:         map[string]string{"/run": "rw,exec", "/tmp": "rw,exec"},
+		Mounts:        mounts,
+		PortBindings:  bindings,
+		RestartPolicy: restart,
+		Init:          new(bool),
+		CapDrop:       []string{"ALL"},
+		CapAdd:        slices.Clone(NodeCapabilities),
+		// The API form of --security-opt systempaths=unconfined: nothing
+		// masked or read-only under /proc and /sys (non-nil and empty),
+		// so berth-node can remount cgroups and set sysctls.
+		MaskedPaths:   []string{},
+		ReadonlyPaths: []string{},
+	}
+	// runc, inside the node, gives every pod container its default device
+	// list (and a privileged pod every device): under cgroup v1 a child
+	// cgroup may only allow what its parent allows.
+	host.Resources.DeviceCgroupRules = []string{"a *:* rwm"}
+	return host
+}
+
+func volumeName(node string) string { return node + "-var" }
+
+func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec) error {
+	labels := map[string]string{nodeconfig.LabelCluster: spec.Cluster, nodeconfig.LabelRole: spec.Role}
+	for k, v := range spec.Labels {
+		labels[k] = v
+	}
+	exposed, bindings, err := portBindings(spec.Ports)
+	if err != nil {
+		return err
 	}
 	var mounts []mount.Mount
 	if !spec.Helper {
@@ -359,29 +354,7 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec, p
 		}
 		mounts = append(mounts, bm)
 	}
-	host := &container.HostConfig{
-		CgroupnsMode:  container.CgroupnsModePrivate,
-		SecurityOpt:   []string{"seccomp=unconfined", "apparmor=unconfined"},
-		Tmpfs:         map[string]string{"/run": "rw,exec", "/tmp": "rw,exec"},
-		Mounts:        mounts,
-		PortBindings:  bindings,
-		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
-		Init:          new(bool),
-	}
-	switch {
-	case spec.Helper:
-		host = &container.HostConfig{PortBindings: bindings, RestartPolicy: host.RestartPolicy}
-	case privileged:
-		host.Privileged = true
-	default:
-		host.CapAdd = []string{"ALL"}
-		host.CapDrop = []string{"SYS_RESOURCE"}
-		// The API form of --security-opt systempaths=unconfined: nothing
-		// masked or read-only under /proc and /sys (non-nil and empty).
-		host.MaskedPaths = []string{}
-		host.ReadonlyPaths = []string{}
-		host.Resources.DeviceCgroupRules = []string{"a *:* rwm"}
-	}
+	host := nodeHostConfig(spec, mounts, bindings)
 	for _, d := range spec.Devices {
 		host.Resources.Devices = append(host.Resources.Devices, container.DeviceMapping{PathOnHost: d, PathInContainer: d, CgroupPermissions: "rwm"})
 	}
@@ -428,6 +401,17 @@ func tarFiles(files []provider.File) (io.Reader, error) {
 	now := time.Now()
 	for _, f := range files {
 		rel := strings.TrimPrefix(path.Clean(f.Path), "/")
+		if f.Mode.IsDir() {
+			// A directory with its own mode (0700 for key directories).
+			if dirs[rel] {
+				return nil, fmt.Errorf("directory /%s: listed after a file in it", rel)
+			}
+			dirs[rel] = true
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: int64(f.Mode.Perm()), ModTime: now}); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		var parents []string
 		for d := path.Dir(rel); d != "." && d != "/" && !dirs[d]; d = path.Dir(d) {
 			parents = append([]string{d}, parents...)

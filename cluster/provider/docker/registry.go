@@ -38,7 +38,7 @@ func (p *Provider) CreateRegistry(ctx context.Context, spec provider.RegistrySpe
 		ExposedPorts: nat.PortSet{port: struct{}{}},
 	}
 	host := &container.HostConfig{
-		PortBindings:  nat.PortMap{port: {{HostIP: spec.ListenAddress, HostPort: strconv.Itoa(spec.HostPort)}}},
+		PortBindings:  nat.PortMap{port: {{HostIP: ListenAddress(spec.ListenAddress), HostPort: strconv.Itoa(spec.HostPort)}}},
 		Mounts:        []mount.Mount{{Type: mount.TypeVolume, Source: spec.Volume, Target: spec.DataDir}},
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 	}

@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,13 +29,14 @@ import (
 )
 
 var (
-	// nodeImage is E2E_NODE_IMAGE: a node image tag to build from this
-	// tree and create every cluster with, instead of the default one
-	// (for work on berth-node that must not retag berth/node:v*).
-	nodeImage  = os.Getenv("E2E_NODE_IMAGE")
 	berthBin   string
 	repoRoot   string
 	kubeconfig string
+	// nodeImage is E2E_NODE_IMAGE: the node image the tests build (from
+	// this tree) and create clusters with, instead of the default
+	// berth/node:<version> (so a branch can be tested without retagging
+	// the shared default).
+	nodeImage = os.Getenv("E2E_NODE_IMAGE")
 )
 
 func TestMain(m *testing.M) {
@@ -128,11 +128,22 @@ func createCluster(t *testing.T, name string, extra ...string) *kubernetes.Clien
 		}
 	})
 	args := append([]string{"create", "cluster", "--name", name, "--wait", "5m"}, extra...)
-	if nodeImage != "" && !slices.Contains(extra, "--image") {
-		args = append(args, "--image", nodeImage)
-	}
-	mustBerth(t, args...)
+	mustBerth(t, withNodeImage(args)...)
 	return clientFor(t, "berth-"+name)
+}
+
+// withNodeImage adds --image E2E_NODE_IMAGE to a create that names
+// neither an image nor a Kubernetes version.
+func withNodeImage(args []string) []string {
+	if nodeImage == "" {
+		return args
+	}
+	for _, a := range args {
+		if a == "--image" || a == "--kubernetes-version" || strings.HasPrefix(a, "--image=") || strings.HasPrefix(a, "--kubernetes-version=") {
+			return args
+		}
+	}
+	return append(args, "--image", nodeImage)
 }
 
 func clientFor(t *testing.T, context string) *kubernetes.Clientset {
