@@ -199,7 +199,22 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	}
 	release()
 
-	// 4. Images the snapshot's nodes had and these lack.
+	// 4. Every kubelet afresh: one that killed a pod since the snapshot
+	// will not run its UID again (berth-node snapshot restart-kubelet).
+	g, gctx = errgroup.WithContext(ctx)
+	for _, n := range m.Nodes {
+		g.Go(func() error {
+			if err := p.Exec(gctx, n.Name, nil, nil, berthNode, "snapshot", "restart-kubelet"); err != nil {
+				return fmt.Errorf("restarting the kubelet of %s: %w", n.Name, err)
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+
+	// 5. Images the snapshot's nodes had and these lack.
 	return reloadImages(ctx, p, m, report)
 }
 

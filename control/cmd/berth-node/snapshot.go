@@ -24,7 +24,8 @@ var restoreHeld = []string{"kube-apiserver"}
 const snapshotUsage = `usage:
   berth-node snapshot save FILE|-      etcd snapshot of this member to FILE (- for stdout)
   berth-node snapshot restore FILE     restore FILE into the running etcd cluster, holding this node's API server
-  berth-node snapshot hold             hold this node's API server stopped until stdin closes`
+  berth-node snapshot hold             hold this node's API server stopped until stdin closes
+  berth-node snapshot restart-kubelet  restart this node's kubelet (after a restore)`
 
 // runSnapshot is berth-node snapshot, run by the CLI with docker exec in
 // a control-plane node.
@@ -41,6 +42,8 @@ func runSnapshot(args []string) int {
 		err = snapshotRestore(args[1])
 	case args[0] == "hold" && len(args) == 1:
 		err = snapshotHold()
+	case args[0] == "restart-kubelet" && len(args) == 1:
+		err = restartKubelet()
 	default:
 		fmt.Fprintln(os.Stderr, snapshotUsage)
 		return 2
@@ -150,6 +153,24 @@ func lockFile(path string) (unlock func(), err error) {
 		return nil, fmt.Errorf("locking %s: %w", path, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// restartKubelet restarts the node's kubelet after a restore. A kubelet
+// remembers the UIDs of the pods it has finished and does not run them
+// again; a restore brings back pods it had killed since the snapshot
+// (same UIDs), which it would leave in their restored, stale status — and
+// their Services pointing at addresses no pod has. A restarted kubelet
+// starts them afresh, as the Kubernetes docs advise after an etcd
+// restore. Killing it leaves the pods' containers running.
+func restartKubelet() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, "kubelet")
+	if err != nil {
+		return err
+	}
+	release()
+	return nil
 }
 
 // snapshotHold holds this node's API server stopped, prints "held", and
