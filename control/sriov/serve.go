@@ -32,7 +32,7 @@ type endpoint struct {
 
 func (e endpoint) kubeletSocket() string { return filepath.Join(e.dir, filepath.Base(pluginapi.KubeletSocket)) }
 
-// Serve serves the plugin on its socket in the kubelet's device plugin
+// serve serves the plugin on its socket in the kubelet's device plugin
 // directory and registers it, and does both again whenever the kubelet
 // restarts: a restarting kubelet deletes every plugin socket and creates
 // a new kubelet.sock. It returns when ctx ends; failures are logged and
@@ -122,7 +122,8 @@ func register(ctx context.Context, kubeletSock, endpoint, resource string) error
 // waitForRestart returns when ctx ends, the plugin's socket is gone or
 // kubelet.sock is not the file it registered with. File system
 // notifications wake it at once; the poll is the fallback.
-func waitForRestart(ctx context.Context, e endpoint, sock string, kubeletID uint64) error {
+func waitForRestart(ctx context.Context, e endpoint, sock string, kubeletID fileIdentity) error {
+	kubeletSock := e.kubeletSocket()
 	var events chan fsnotify.Event
 	if w, err := fsnotify.NewWatcher(); err == nil {
 		defer w.Close()
@@ -136,30 +137,39 @@ func waitForRestart(ctx context.Context, e endpoint, sock string, kubeletID uint
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-events:
+		case ev := <-events:
+			if ev.Name == kubeletSock && ev.Has(fsnotify.Create) {
+				return nil
+			}
 		case <-tick.C:
 		}
 		if _, err := os.Stat(sock); err != nil {
 			return nil
 		}
-		if id, err := fileID(e.kubeletSocket()); err != nil || id != kubeletID {
+		if id, err := fileID(kubeletSock); err != nil || id != kubeletID {
 			return nil
 		}
 	}
 }
 
-// fileID identifies the file at path (its inode): a new kubelet.sock has a
-// new one.
-func fileID(path string) (uint64, error) {
+// fileIdentity tells one file from another made at the same path later:
+// inode numbers alone are reused as soon as a file is unlinked.
+type fileIdentity struct {
+	ino         uint64
+	ctime, nsec int64
+}
+
+// fileID identifies the file at path: a new kubelet.sock differs.
+func fileID(path string) (fileIdentity, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return 0, err
+		return fileIdentity{}, err
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
-		return 0, fmt.Errorf("%s: no inode", path)
+		return fileIdentity{}, fmt.Errorf("%s: no inode", path)
 	}
-	return st.Ino, nil
+	return fileIdentity{ino: st.Ino, ctime: st.Ctim.Sec, nsec: st.Ctim.Nsec}, nil
 }
 
 // waitForSocket returns once something accepts connections on the unix
