@@ -144,7 +144,7 @@ var netdevVFs = []nodeconfig.VF{
 // fakeNode is the node's interfaces and the pods' allocations.
 type fakeNode struct {
 	mu        sync.Mutex
-	links     []link
+	links     []Link
 	allocated map[string]bool
 	asked     int
 }
@@ -152,10 +152,10 @@ type fakeNode struct {
 func (f *fakeNode) checker(plugins ...*Plugin) *healthChecker {
 	return &healthChecker{
 		plugins: plugins,
-		links: func() ([]link, error) {
+		links: func() ([]Link, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			return append([]link(nil), f.links...), nil
+			return append([]Link(nil), f.links...), nil
 		},
 		allocated: func(context.Context) (map[string]bool, error) {
 			f.mu.Lock()
@@ -170,7 +170,7 @@ func (f *fakeNode) checker(plugins ...*Plugin) *healthChecker {
 	}
 }
 
-func (f *fakeNode) set(links []link, allocated map[string]bool) {
+func (f *fakeNode) set(links []Link, allocated map[string]bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.links, f.allocated = links, allocated
@@ -184,7 +184,7 @@ func TestRegisterListAndWatch(t *testing.T) {
 	dir := t.TempDir()
 	kubelet := startFakeKubelet(t, dir)
 	p := NewPlugin("berth.dev/ens1f0", netdevVFs, "/", testLog(t))
-	node := &fakeNode{links: []link{{"lo", ""}, {"ens1f0v0", "02:00:00:00:00:01"}, {"renamed", "02:00:00:00:00:02"}}}
+	node := &fakeNode{links: []Link{{"lo", ""}, {"ens1f0v0", "02:00:00:00:00:01"}, {"renamed", "02:00:00:00:00:02"}}}
 	h := node.checker(p)
 	h.check(context.Background())
 
@@ -215,19 +215,19 @@ func TestRegisterListAndWatch(t *testing.T) {
 	}
 
 	// ens1f0v0 leaves the node and no pod has it: unhealthy.
-	node.set([]link{{"renamed", "02:00:00:00:00:02"}}, map[string]bool{})
+	node.set([]Link{{"renamed", "02:00:00:00:00:02"}}, map[string]bool{})
 	h.check(ctx)
 	kubelet.nextList(t, "0000:3b:02.0 unhealthy", func(d []*pluginapi.Device) bool {
 		return health(d)["0000:3b:02.0"] == pluginapi.Unhealthy && health(d)["0000:3b:02.1"] == pluginapi.Healthy
 	})
 	// It is in a pod: healthy again.
-	node.set([]link{{"renamed", "02:00:00:00:00:02"}}, map[string]bool{"0000:3b:02.0": true})
+	node.set([]Link{{"renamed", "02:00:00:00:00:02"}}, map[string]bool{"0000:3b:02.0": true})
 	h.check(ctx)
 	kubelet.nextList(t, "0000:3b:02.0 healthy in its pod", func(d []*pluginapi.Device) bool {
 		return health(d)["0000:3b:02.0"] == pluginapi.Healthy
 	})
 	// The kubelet stops answering: its last answer stands.
-	node.set([]link{{"renamed", "02:00:00:00:00:02"}}, nil)
+	node.set([]Link{{"renamed", "02:00:00:00:00:02"}}, nil)
 	h.check(ctx)
 	if got := health(mustDevices(p)); got["0000:3b:02.0"] != pluginapi.Healthy {
 		t.Errorf("health without the kubelet = %v", got)

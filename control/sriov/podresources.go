@@ -57,7 +57,7 @@ func AllocatedDevices(ctx context.Context, socket string, resources map[string]b
 	err := withPodResources(ctx, socket, func(ctx context.Context, c podresourcesapi.PodResourcesListerClient) error {
 		resp, err := c.List(ctx, &podresourcesapi.ListPodResourcesRequest{})
 		if err != nil {
-			return fmt.Errorf("listing pod resources: %w", err)
+			return fmt.Errorf("listing pods in the kubelet's PodResources API: %w", err)
 		}
 		for _, pod := range resp.GetPodResources() {
 			addDevices(byResource, pod, resources)
@@ -84,7 +84,7 @@ func PodDevices(ctx context.Context, socket, namespace, name string, resources m
 	err := withPodResources(ctx, socket, func(ctx context.Context, c podresourcesapi.PodResourcesListerClient) error {
 		resp, err := c.Get(ctx, &podresourcesapi.GetPodResourcesRequest{PodNamespace: namespace, PodName: name})
 		if err != nil {
-			return fmt.Errorf("getting the resources of pod %s/%s: %w", namespace, name, err)
+			return fmt.Errorf("asking the kubelet's PodResources API about pod %s/%s: %w", namespace, name, err)
 		}
 		addDevices(out, resp.GetPodResources(), resources)
 		return nil

@@ -66,7 +66,7 @@ func Run(ctx context.Context, o Options) {
 	h := &healthChecker{
 		plugins: plugins,
 		devRoot: o.DevRoot,
-		links:   nodeLinks,
+		links:   NodeLinks,
 		allocated: func(ctx context.Context) (map[string]bool, error) {
 			return AllocatedDevices(ctx, o.PodResourcesSocket, resources)
 		},
@@ -82,19 +82,19 @@ func Run(ctx context.Context, o Options) {
 	wg.Wait()
 }
 
-// link is what identifies a network interface: its name and MAC.
-type link struct{ name, mac string }
+// Link is what identifies a network interface: its name and MAC.
+type Link struct{ Name, MAC string }
 
-// nodeLinks lists the interfaces of the node's network namespace.
-func nodeLinks() ([]link, error) {
+// NodeLinks lists the interfaces of the node's network namespace.
+func NodeLinks() ([]Link, error) {
 	links, err := netlink.LinkList()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]link, 0, len(links))
+	out := make([]Link, 0, len(links))
 	for _, l := range links {
 		a := l.Attrs()
-		out = append(out, link{name: a.Name, mac: a.HardwareAddr.String()})
+		out = append(out, Link{Name: a.Name, MAC: a.HardwareAddr.String()})
 	}
 	return out, nil
 }
@@ -106,7 +106,7 @@ func nodeLinks() ([]link, error) {
 type healthChecker struct {
 	plugins []*Plugin
 	devRoot string
-	links   func() ([]link, error)
+	links   func() ([]Link, error)
 	// allocated returns the device IDs the kubelet allocated to pods.
 	allocated func(context.Context) (map[string]bool, error)
 	log       *slog.Logger
@@ -177,9 +177,9 @@ func (h *healthChecker) check(ctx context.Context) {
 		}
 		names, macs = map[string]bool{}, map[string]bool{}
 		for _, l := range links {
-			names[l.name] = true
-			if l.mac != "" {
-				macs[strings.ToLower(l.mac)] = true
+			names[l.Name] = true
+			if l.MAC != "" {
+				macs[strings.ToLower(l.MAC)] = true
 			}
 		}
 	}

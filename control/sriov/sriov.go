@@ -90,3 +90,22 @@ func infoEnv(vfs []nodeconfig.VF) (string, error) {
 const vfioContainerDevice = "/dev/vfio/vfio"
 
 func vfioGroupDevice(group string) string { return "/dev/vfio/" + group }
+
+// FindLink returns the name vf's netdev has among links: its own name, or
+// the name of the interface with its MAC when it was renamed.
+func FindLink(vf nodeconfig.VF, links []Link) (string, bool) {
+	for _, l := range links {
+		if l.Name == vf.Interface {
+			return l.Name, true
+		}
+	}
+	if vf.MAC == "" {
+		return "", false
+	}
+	for _, l := range links {
+		if strings.EqualFold(l.MAC, vf.MAC) {
+			return l.Name, true
+		}
+	}
+	return "", false
+}
