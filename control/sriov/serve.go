@@ -30,7 +30,9 @@ type endpoint struct {
 	retry, maxRetry time.Duration
 }
 
-func (e endpoint) kubeletSocket() string { return filepath.Join(e.dir, filepath.Base(pluginapi.KubeletSocket)) }
+func (e endpoint) kubeletSocket() string {
+	return filepath.Join(e.dir, filepath.Base(pluginapi.KubeletSocket))
+}
 
 // serve serves the plugin on its socket in the kubelet's device plugin
 // directory and registers it, and does both again whenever the kubelet

@@ -69,7 +69,9 @@ func (f *fakeExec) FindInPath(plugin string, _ []string) (string, error) {
 	return "/opt/cni/bin/" + plugin, nil
 }
 
-func (f *fakeExec) Decode(b []byte) (version.PluginInfo, error) { return (&version.PluginDecoder{}).Decode(b) }
+func (f *fakeExec) Decode(b []byte) (version.PluginInfo, error) {
+	return (&version.PluginDecoder{}).Decode(b)
+}
 
 func (f *fakeExec) take() []call {
 	f.mu.Lock()
