@@ -133,6 +133,8 @@ func (l *layout) tree() (*layer.Layer, error) {
 	for _, s := range nodeSymlinks {
 		t.AddSymlink("usr/local/bin/"+s, "berth-node")
 	}
+	// berth-node is also a CNI plugin, run by its name from /opt/cni/bin.
+	t.AddSymlink("opt/cni/bin/"+nodeconfig.SRIOVCNIPlugin, "/usr/local/bin/berth-node")
 	for _, tool := range goTools {
 		if tool.Dest == "" {
 			continue

@@ -24,6 +24,7 @@ import (
 	"github.com/berth-dev/berth/control/boot"
 	cc "github.com/berth-dev/berth/control/componentconfig"
 	"github.com/berth-dev/berth/control/podnet"
+	"github.com/berth-dev/berth/control/sriov"
 	"github.com/berth-dev/berth/control/supervisor"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 	"github.com/berth-dev/berth/nodeimage/versions"
@@ -111,7 +112,7 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	// containerd reports the network ready at the kubelet's first look,
 	// and the node is Ready as soon as it registers.
 	if n.PodCIDR != "" && !n.DisableDefaultCNI {
-		if _, err := podnet.WriteCNIConfig(p.CNIConfDir(), n.PodCIDR); err != nil {
+		if _, err := podnet.WriteCNIConfig(p.CNIConfDir(), n.PodCIDR, sriov.HasNetdevice(n.SRIOV)); err != nil {
 			log.Error("writing the CNI configuration", "err", err)
 		}
 	}
@@ -124,6 +125,14 @@ func Run(ctx context.Context, log *slog.Logger) error {
 		wg.Go(func() { b.runControlPlane(ctx) })
 	}
 	wg.Go(func() { b.runAgent(ctx) })
+	if len(n.SRIOV) > 0 {
+		// The device plugins wait for the kubelet's registration socket
+		// and keep registering whenever the kubelet restarts; a failure
+		// is logged and retried, never fatal for the node.
+		wg.Go(func() {
+			sriov.Run(ctx, sriov.Options{VFs: n.SRIOV, Log: log.With("component", "sriov")})
+		})
+	}
 
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -218,6 +227,7 @@ func (b *booter) runAgent(ctx context.Context) {
 		PodSubnet:  b.node.PodSubnet,
 		CNIConfDir: b.paths.CNIConfDir(),
 		ManageCNI:  !b.node.DisableDefaultCNI,
+		SRIOV:      sriov.HasNetdevice(b.node.SRIOV),
 		Log:        b.log.With("component", "agent"),
 		ApplyNFT: func(ctx context.Context, rules string) error {
 			_, err := b.run.RunInput(ctx, strings.NewReader(rules), NFTBin, "-f", "-")

@@ -26,12 +26,15 @@ const routeProtocol = netlink.RouteProtocol(0xbe)
 
 // Agent keeps this node's pod network in step with the cluster's nodes.
 type Agent struct {
-	Client      kubernetes.Interface
-	NodeName    string
-	NodeIP      string
-	PodSubnet   string
-	CNIConfDir  string
-	ManageCNI   bool
+	Client     kubernetes.Interface
+	NodeName   string
+	NodeIP     string
+	PodSubnet  string
+	CNIConfDir string
+	ManageCNI  bool
+	// SRIOV ends the CNI chain with berth's SR-IOV plugin (the node has
+	// netdevice VFs).
+	SRIOV       bool
 	Log         *slog.Logger
 	ApplyNFT    func(ctx context.Context, rules string) error
 	lastCNIConf []byte
@@ -122,14 +125,14 @@ func InternalIP(n *corev1.Node) string {
 }
 
 func (a *Agent) writeCNIConfig(podCIDR string) error {
-	conf, err := CNIConfig(podCIDR)
+	conf, err := CNIConfig(podCIDR, a.SRIOV)
 	if err != nil {
 		return err
 	}
 	if bytes.Equal(conf, a.lastCNIConf) {
 		return nil
 	}
-	changed, err := WriteCNIConfig(a.CNIConfDir, podCIDR)
+	changed, err := WriteCNIConfig(a.CNIConfDir, podCIDR, a.SRIOV)
 	if err != nil {
 		return err
 	}
@@ -140,11 +143,11 @@ func (a *Agent) writeCNIConfig(podCIDR string) error {
 	return nil
 }
 
-// WriteCNIConfig writes the CNI configuration for podCIDR into dir
-// (atomically, so containerd never loads half a file) unless it is there
-// already, and reports whether it wrote.
-func WriteCNIConfig(dir, podCIDR string) (bool, error) {
-	conf, err := CNIConfig(podCIDR)
+// WriteCNIConfig writes the CNI configuration for podCIDR (and sriov, see
+// CNIConfig) into dir (atomically, so containerd never loads half a file)
+// unless it is there already, and reports whether it wrote.
+func WriteCNIConfig(dir, podCIDR string, sriov bool) (bool, error) {
+	conf, err := CNIConfig(podCIDR, sriov)
 	if err != nil {
 		return false, err
 	}
