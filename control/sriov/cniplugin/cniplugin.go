@@ -253,11 +253,13 @@ func (p *Plugin) podVFs(ctx context.Context, conf *NetConf, args *skel.CmdArgs) 
 }
 
 // delegateConf is host-device's configuration for vf, whose netdev is
-// named dev in the node's namespace.
+// named dev in the node's namespace. Its network is named after the PF:
+// host-local keeps each network's addresses in a directory of that name,
+// apart from the pod network's.
 func delegateConf(conf *NetConf, vf nodeconfig.VF, dev string) ([]byte, error) {
 	c := map[string]any{
 		"cniVersion": conf.CNIVersion,
-		"name":       conf.Name,
+		"name":       conf.Name + "-sriov-" + vf.PF,
 		"type":       delegatePlugin,
 		"device":     dev,
 	}

@@ -32,8 +32,8 @@ type call struct {
 type fakeExec struct {
 	mu    sync.Mutex
 	calls []call
-	// fail makes ADD for this interface name fail.
-	fail string
+	// fail makes ADD for this interface name fail, failDel DEL.
+	fail, failDel string
 }
 
 func (f *fakeExec) ExecPlugin(_ context.Context, pluginPath string, stdin []byte, environ []string) ([]byte, error) {
@@ -49,6 +49,9 @@ func (f *fakeExec) ExecPlugin(_ context.Context, pluginPath string, stdin []byte
 	f.mu.Lock()
 	f.calls = append(f.calls, c)
 	f.mu.Unlock()
+	if c.command == "DEL" && c.ifName == f.failDel && c.plugin == "host-device" {
+		return nil, fmt.Errorf("failed to find %q in containerNS", c.ifName)
+	}
 	if c.command != "ADD" {
 		return nil, nil
 	}
@@ -160,7 +163,7 @@ func TestAddMovesThePodsVFs(t *testing.T) {
 	type want struct{ ifName, device string }
 	var got []want
 	for _, c := range calls {
-		if c.plugin != "host-device" || c.command != "ADD" || c.netns != e.netns || c.conf["cniVersion"] != "1.0.0" {
+		if c.plugin != "host-device" || c.command != "ADD" || c.netns != e.netns || c.conf["cniVersion"] != "1.0.0" || !strings.HasPrefix(fmt.Sprint(c.conf["name"]), "berth-sriov-ens") {
 			t.Errorf("unexpected call %+v", c)
 		}
 		got = append(got, want{c.ifName, fmt.Sprint(c.conf["device"])})
@@ -319,5 +322,43 @@ func TestCheck(t *testing.T) {
 	e.hasLinks["net1"] = false
 	if err := e.plugin.Check(args); err == nil {
 		t.Error("CHECK passed with net1 gone")
+	}
+}
+
+func TestDelToleratesAVFAlreadyGone(t *testing.T) {
+	e := newEnv(t, testVFs)
+	e.fake.SetPod("default", "p", podresourcestest.Device{Container: "app", Resource: "berth.dev/ens1f0", IDs: []string{"0000:3b:02.0", "0000:3b:02.1"}})
+	args := e.args(t, "p", e.netns)
+	if err := e.plugin.Add(args); err != nil {
+		t.Fatal(err)
+	}
+	e.exec.take()
+	// net2 is no longer in the pod: host-device fails to find it, DEL
+	// still succeeds and releases its address.
+	e.exec.failDel = "net2"
+	e.hasLinks = map[string]bool{"net1": true}
+	if err := e.plugin.Del(args); err != nil {
+		t.Fatalf("DEL: %v", err)
+	}
+	var got []string
+	for _, c := range e.exec.take() {
+		got = append(got, c.plugin+" "+c.command+" "+c.ifName)
+	}
+	if w := []string{"host-device DEL net2", "host-local DEL net2", "host-device DEL net1"}; !reflect.DeepEqual(got, w) {
+		t.Errorf("calls = %v, want %v", got, w)
+	}
+
+	// A VF that host-device cannot move although it is in the pod: DEL
+	// fails, so the runtime retries.
+	if err := e.plugin.Add(args); err != nil {
+		t.Fatal(err)
+	}
+	e.hasLinks = map[string]bool{"net1": true, "net2": true}
+	if err := e.plugin.Del(args); err == nil {
+		t.Error("DEL succeeded although net2 is stuck in the pod")
+	}
+	e.exec.failDel = ""
+	if err := e.plugin.Del(args); err != nil {
+		t.Errorf("retried DEL: %v", err)
 	}
 }

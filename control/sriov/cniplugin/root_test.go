@@ -130,6 +130,10 @@ func TestHostDeviceForReal(t *testing.T) {
 	if err := p.Check(args); err != nil {
 		t.Errorf("CHECK: %v", err)
 	}
+	reservation := filepath.Join(ipamDir, "berth-sriov-sntpf", "10.99.0.10")
+	if _, err := os.Stat(reservation); err != nil {
+		t.Errorf("host-local's reservation: %v", err)
+	}
 
 	if err := p.Del(args); err != nil {
 		t.Fatal(err)
@@ -140,7 +144,7 @@ func TestHostDeviceForReal(t *testing.T) {
 	if _, err := h.LinkByName("net1"); err == nil {
 		t.Error("net1 is still in the pod")
 	}
-	if _, err := os.Stat(filepath.Join(ipamDir, "berth", "10.99.0.10")); !os.IsNotExist(err) {
+	if _, err := os.Stat(reservation); !os.IsNotExist(err) {
 		t.Errorf("the address was not released: %v", err)
 	}
 	if err := p.Del(args); err != nil {
