@@ -88,6 +88,9 @@ func TestLayoutTree(t *testing.T) {
 	if k := h["usr/local/bin/kubectl"]; k == nil || k.Typeflag != tar.TypeSymlink || k.Linkname != "berth-node" {
 		t.Errorf("kubectl = %+v", k)
 	}
+	if s := h["opt/cni/bin/berth-sriov"]; s == nil || s.Typeflag != tar.TypeSymlink || s.Linkname != "/usr/local/bin/berth-node" {
+		t.Errorf("berth-sriov = %+v", s)
+	}
 	if n := h["usr/local/bin/berth-node"]; n.Mode != 0o755 || n.Uid != 0 {
 		t.Errorf("berth-node mode %o uid %d", n.Mode, n.Uid)
 	}

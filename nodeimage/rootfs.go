@@ -133,8 +133,7 @@ func (l *layout) tree() (*layer.Layer, error) {
 	for _, s := range nodeSymlinks {
 		t.AddSymlink("usr/local/bin/"+s, "berth-node")
 	}
-	// berth's chained SR-IOV CNI plugin is berth-node too, called by its
-	// plugin name from containerd's CNI path.
+	// berth-node is also a CNI plugin, run by its name from /opt/cni/bin.
 	t.AddSymlink("opt/cni/bin/"+nodeconfig.SRIOVCNIPlugin, "/usr/local/bin/berth-node")
 	for _, tool := range goTools {
 		if tool.Dest == "" {

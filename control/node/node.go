@@ -119,7 +119,7 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	// containerd reports the network ready at the kubelet's first look,
 	// and the node is Ready as soon as it registers.
 	if n.PodCIDR != "" && !n.DisableDefaultCNI {
-		if _, err := podnet.WriteCNIConfig(p.CNIConfDir(), n.PodCIDR, chainedCNI(n)...); err != nil {
+		if _, err := podnet.WriteCNIConfig(p.CNIConfDir(), n.PodCIDR, sriov.HasNetdevice(n.SRIOV)); err != nil {
 			log.Error("writing the CNI configuration", "err", err)
 		}
 	}
@@ -127,30 +127,23 @@ func Run(ctx context.Context, log *slog.Logger) error {
 		sup.Start(ctx, spec)
 	}
 
-	// SR-IOV: a device plugin per resource, registered with the kubelet
-	// once it listens (and again whenever it restarts).
-	sriov.Run(ctx, n.SRIOV, log.With("component", "sriov"))
-
 	var wg sync.WaitGroup
 	if n.IsControlPlane() {
 		wg.Go(func() { b.runControlPlane(ctx) })
 	}
 	wg.Go(func() { b.runAgent(ctx) })
+	if len(n.SRIOV) > 0 {
+		// The device plugins wait for the kubelet's registration socket
+		// and keep registering whenever the kubelet restarts; a failure
+		// is logged and retried, never fatal for the node.
+		wg.Go(func() {
+			sriov.Run(ctx, sriov.Options{VFs: n.SRIOV, Log: log.With("component", "sriov")})
+		})
+	}
 
 	<-ctx.Done()
 	log.Info("shutting down")
 	wg.Wait()
-	return nil
-}
-
-// chainedCNI lists the CNI plugins chained after the pod network's own:
-// berth-sriov on a node with netdevice VFs, nothing otherwise.
-func chainedCNI(n *nodeconfig.Node) []string {
-	for _, vf := range n.SRIOV {
-		if vf.Mode == nodeconfig.SRIOVModeNetdevice {
-			return []string{nodeconfig.SRIOVCNIPlugin}
-		}
-	}
 	return nil
 }
 
@@ -241,7 +234,7 @@ func (b *booter) runAgent(ctx context.Context) {
 		PodSubnet:  b.node.PodSubnet,
 		CNIConfDir: b.paths.CNIConfDir(),
 		ManageCNI:  !b.node.DisableDefaultCNI,
-		Chained:    chainedCNI(b.node),
+		SRIOV:      sriov.HasNetdevice(b.node.SRIOV),
 		Log:        b.log.With("component", "agent"),
 		ApplyNFT: func(ctx context.Context, rules string) error {
 			_, err := b.run.RunInput(ctx, strings.NewReader(rules), NFTBin, "-f", "-")

@@ -32,8 +32,9 @@ type Agent struct {
 	PodSubnet  string
 	CNIConfDir string
 	ManageCNI  bool
-	// Chained are extra CNI plugins at the end of the chain.
-	Chained     []string
+	// SRIOV ends the CNI chain with berth's SR-IOV plugin (the node has
+	// netdevice VFs).
+	SRIOV       bool
 	Log         *slog.Logger
 	ApplyNFT    func(ctx context.Context, rules string) error
 	lastCNIConf []byte
@@ -124,14 +125,14 @@ func InternalIP(n *corev1.Node) string {
 }
 
 func (a *Agent) writeCNIConfig(podCIDR string) error {
-	conf, err := CNIConfig(podCIDR, a.Chained...)
+	conf, err := CNIConfig(podCIDR, a.SRIOV)
 	if err != nil {
 		return err
 	}
 	if bytes.Equal(conf, a.lastCNIConf) {
 		return nil
 	}
-	changed, err := WriteCNIConfig(a.CNIConfDir, podCIDR, a.Chained...)
+	changed, err := WriteCNIConfig(a.CNIConfDir, podCIDR, a.SRIOV)
 	if err != nil {
 		return err
 	}
@@ -142,11 +143,11 @@ func (a *Agent) writeCNIConfig(podCIDR string) error {
 	return nil
 }
 
-// WriteCNIConfig writes the CNI configuration for podCIDR into dir
-// (atomically, so containerd never loads half a file) unless it is there
-// already, and reports whether it wrote.
-func WriteCNIConfig(dir, podCIDR string, chained ...string) (bool, error) {
-	conf, err := CNIConfig(podCIDR, chained...)
+// WriteCNIConfig writes the CNI configuration for podCIDR (and sriov, see
+// CNIConfig) into dir (atomically, so containerd never loads half a file)
+// unless it is there already, and reports whether it wrote.
+func WriteCNIConfig(dir, podCIDR string, sriov bool) (bool, error) {
+	conf, err := CNIConfig(podCIDR, sriov)
 	if err != nil {
 		return false, err
 	}

@@ -8,44 +8,48 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
 // CNIConfFile is the name of the configuration containerd loads.
 const CNIConfFile = "10-berth.conflist"
 
 // CNIConfig returns the CNI network configuration for a node whose pods
-// live in podCIDR. chained names plugins appended to the chain (the
-// SR-IOV plugin on a node with VFs); a node without them pays nothing.
-func CNIConfig(podCIDR string, chained ...string) ([]byte, error) {
+// live in podCIDR. On a node with SR-IOV VFs in netdevice mode (sriov),
+// berth's SR-IOV plugin ends the chain to move each pod's allocated VFs
+// into it; other nodes do not run it at all.
+func CNIConfig(podCIDR string, sriov bool) ([]byte, error) {
 	if _, _, err := net.ParseCIDR(podCIDR); err != nil {
 		return nil, fmt.Errorf("pod CIDR %q: %w", podCIDR, err)
+	}
+	plugins := []any{
+		map[string]any{
+			"type":        "bridge",
+			"bridge":      "berth0",
+			"isGateway":   true,
+			"ipMasq":      false,
+			"hairpinMode": true,
+			"mtu":         1500,
+			"ipam": map[string]any{
+				"type":   "host-local",
+				"ranges": [][]map[string]string{{{"subnet": podCIDR}}},
+				"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
+			},
+		},
+		map[string]any{
+			"type":         "portmap",
+			"capabilities": map[string]bool{"portMappings": true},
+			"snat":         true,
+		},
+	}
+	if sriov {
+		plugins = append(plugins, map[string]any{"type": nodeconfig.SRIOVCNIPlugin})
 	}
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
 		"name":       "berth",
-		"plugins": []any{
-			map[string]any{
-				"type":        "bridge",
-				"bridge":      "berth0",
-				"isGateway":   true,
-				"ipMasq":      false,
-				"hairpinMode": true,
-				"mtu":         1500,
-				"ipam": map[string]any{
-					"type":   "host-local",
-					"ranges": [][]map[string]string{{{"subnet": podCIDR}}},
-					"routes": []map[string]string{{"dst": "0.0.0.0/0"}},
-				},
-			},
-			map[string]any{
-				"type":         "portmap",
-				"capabilities": map[string]bool{"portMappings": true},
-				"snat":         true,
-			},
-		},
-	}
-	for _, c := range chained {
-		conf["plugins"] = append(conf["plugins"].([]any), map[string]any{"type": c})
+		"plugins":    plugins,
 	}
 	return json.MarshalIndent(conf, "", "  ")
 }

@@ -2,12 +2,13 @@ package podnet
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
 
 func TestCNIConfig(t *testing.T) {
-	data, err := CNIConfig("10.244.1.0/24")
+	data, err := CNIConfig("10.244.1.0/24", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,8 +29,38 @@ func TestCNIConfig(t *testing.T) {
 	if got := conf.Plugins[0].IPAM.Ranges[0][0].Subnet; got != "10.244.1.0/24" {
 		t.Errorf("subnet = %q", got)
 	}
-	if _, err := CNIConfig("10.244.1.0"); err == nil {
+	if _, err := CNIConfig("10.244.1.0", false); err == nil {
 		t.Error("a non-CIDR pod range was accepted")
+	}
+	if strings.Contains(string(data), "sriov") {
+		t.Errorf("a node without VFs runs the SR-IOV plugin: %s", data)
+	}
+}
+
+func TestCNIConfigSRIOV(t *testing.T) {
+	plain, err := CNIConfig("10.244.1.0/24", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := CNIConfig("10.244.1.0/24", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conf, plainConf struct {
+		CNIVersion string           `json:"cniVersion"`
+		Plugins    []map[string]any `json:"plugins"`
+	}
+	if err := json.Unmarshal(data, &conf); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(plain, &plainConf); err != nil {
+		t.Fatal(err)
+	}
+	if len(conf.Plugins) != 3 || conf.Plugins[2]["type"] != "berth-sriov" {
+		t.Fatalf("the SR-IOV plugin does not end the chain: %s", data)
+	}
+	if !reflect.DeepEqual(conf.Plugins[:2], plainConf.Plugins) || conf.CNIVersion != plainConf.CNIVersion {
+		t.Errorf("the SR-IOV plugin changed the rest of the chain:\n%s\nvs\n%s", data, plain)
 	}
 }
 
@@ -59,28 +90,5 @@ func TestMasqueradeRules(t *testing.T) {
 	}
 	if _, err := MasqueradeRules("nonsense"); err == nil {
 		t.Error("a bad subnet was accepted")
-	}
-}
-
-func TestCNIConfigChained(t *testing.T) {
-	plain, err := CNIConfig("10.244.1.0/24")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(plain), "berth-sriov") {
-		t.Fatal("a node without VFs chains berth-sriov")
-	}
-	chained, err := CNIConfig("10.244.1.0/24", "berth-sriov")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conf struct {
-		Plugins []struct{ Type string } `json:"plugins"`
-	}
-	if err := json.Unmarshal(chained, &conf); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(conf.Plugins); n != 3 || conf.Plugins[2].Type != "berth-sriov" {
-		t.Fatalf("plugins %+v, want bridge, portmap, berth-sriov", conf.Plugins)
 	}
 }

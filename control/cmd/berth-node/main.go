@@ -19,12 +19,19 @@ import (
 	"github.com/berth-dev/berth/control/components"
 	"github.com/berth-dev/berth/control/loadbalancer"
 	"github.com/berth-dev/berth/control/node"
+	"github.com/berth-dev/berth/control/sriov/cniplugin"
 	"github.com/berth-dev/berth/control/supervisor"
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 )
 
 func main() {
 	name := filepath.Base(os.Args[0])
 	args := os.Args[1:]
+	// A CNI plugin is found and run by its name in /opt/cni/bin, a link
+	// to this binary.
+	if name == nodeconfig.SRIOVCNIPlugin {
+		os.Exit(cniplugin.Main())
+	}
 	if !components.Known(name) && len(args) > 0 && components.Known(args[0]) {
 		name, args = args[0], args[1:]
 	}
