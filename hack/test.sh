@@ -37,6 +37,21 @@ for m in nodeimage/nodeconfig nodeimage/versions; do (cd "$m" && go vet ./... &&
 control_tested=$(control_go list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...)
 control_go test $control_tested
 
+# A short fuzz run of every fuzz target (FUZZTIME=0 skips it; longer
+# runs: docs/reliability.md). A failure leaves its input under the
+# package's testdata/fuzz/, which then runs as a plain test case.
+if [ "${FUZZTIME:-5s}" != 0 ]; then
+  echo "== fuzzing (${FUZZTIME:-5s} per target)"
+  for target in cluster/config:FuzzLoad cluster/kubeconfig:FuzzMergeRemove \
+      nodeimage/nodeconfig:FuzzLoad nodeimage/nodeconfig:FuzzParseVFLabel; do
+    pkg=${target%%:*} fn=${target#*:}
+    case $pkg in
+      nodeimage/nodeconfig) (cd "$pkg" && go test -run '^$' -fuzz "^$fn\$" -fuzztime "${FUZZTIME:-5s}" .) ;;
+      *) go test -run '^$' -fuzz "^$fn\$" -fuzztime "${FUZZTIME:-5s}" "./$pkg" ;;
+    esac
+  done
+fi
+
 if [ "${E2E:-1}" != 0 ]; then
   echo "== end-to-end tests (real clusters; the first run builds the node image)"
   go test -tags e2e -count=1 -timeout 80m -v ./cmd/berth/e2e/

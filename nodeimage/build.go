@@ -155,6 +155,11 @@ func sourceHash(root string) (string, error) {
 			if d.IsDir() && filepath.Base(path) == "conformance" {
 				return filepath.SkipDir
 			}
+			// testdata (fuzz corpora, fixtures) never goes into the
+			// image either, like the tests that read it.
+			if d.IsDir() && filepath.Base(path) == "testdata" {
+				return filepath.SkipDir
+			}
 			if d.IsDir() || strings.HasSuffix(path, "_test.go") {
 				return nil
 			}

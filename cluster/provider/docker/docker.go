@@ -117,7 +117,7 @@ func (p *Provider) CreateNetwork(ctx context.Context, cluster string, extra map[
 			return nil, err
 		}
 		// The client sends CheckDuplicate to engines older than API 1.44.
-		created, err := p.api.NetworkCreate(ctx, name, network.CreateOptions{
+		created, err := p.api.NetworkCreate(context.WithoutCancel(ctx), name, network.CreateOptions{
 			Driver: "bridge",
 			IPAM: &network.IPAM{Config: []network.IPAMConfig{{
 				Subnet:  subnet.String(),
@@ -317,6 +317,12 @@ func nodeHostConfig(spec provider.NodeSpec, mounts []mount.Mount, bindings nat.P
 func volumeName(node string) string { return node + "-var" }
 
 func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec) error {
+	// The calls that make objects are not cancelled by an interrupt: a
+	// request the engine already received may complete after the client
+	// gave up on it, and then the create's undo (which lists what it
+	// made) would miss the object. Each call is short; an interrupt is
+	// noticed after it.
+	mk := context.WithoutCancel(ctx)
 	labels := map[string]string{nodeconfig.LabelCluster: spec.Cluster, nodeconfig.LabelRole: spec.Role}
 	for k, v := range spec.Labels {
 		labels[k] = v
@@ -334,7 +340,7 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec) e
 		}
 		// A volume of that name may exist (Docker returns it): then it is
 		// not this create's, and the container create below conflicts.
-		if _, err := p.api.VolumeCreate(ctx, volume.CreateOptions{Name: vol, Labels: volLabels}); err != nil {
+		if _, err := p.api.VolumeCreate(mk, volume.CreateOptions{Name: vol, Labels: volLabels}); err != nil {
 			return fmt.Errorf("creating volume %s: %w", vol, err)
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: vol, Target: "/var"})
@@ -371,22 +377,25 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec) e
 	netCfg := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		spec.Network: {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: spec.IP.String()}},
 	}}
-	if _, err := p.api.ContainerCreate(ctx, cfg, host, netCfg, nil, spec.Name); err != nil {
+	if _, err := p.api.ContainerCreate(mk, cfg, host, netCfg, nil, spec.Name); err != nil {
 		if errdefs.IsConflict(err) {
 			return fmt.Errorf("creating node %s: %w (%v)", spec.Name, provider.ErrExists, err)
 		}
 		return fmt.Errorf("creating node %s: %w", spec.Name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	if len(spec.Files) > 0 {
 		archive, err := tarFiles(spec.Files)
 		if err != nil {
 			return err
 		}
-		if err := p.api.CopyToContainer(ctx, spec.Name, "/", archive, container.CopyToContainerOptions{}); err != nil {
+		if err := p.api.CopyToContainer(mk, spec.Name, "/", archive, container.CopyToContainerOptions{}); err != nil {
 			return fmt.Errorf("copying configuration into node %s: %w", spec.Name, err)
 		}
 	}
-	if err := p.api.ContainerStart(ctx, spec.Name, container.StartOptions{}); err != nil {
+	if err := p.api.ContainerStart(mk, spec.Name, container.StartOptions{}); err != nil {
 		return fmt.Errorf("starting node %s: %w", spec.Name, err)
 	}
 	return nil
