@@ -584,7 +584,8 @@ type component struct {
 
 // components lists the processes berth-node supervises. The pod network
 // agent runs inside berth-node itself (PID 1 of the node): killing it is
-// killing the node container, which Docker restarts.
+// killing the node container (SIGKILL to its init from the host), which
+// Docker restarts (restart policy unless-stopped).
 var components = []component{
 	{"etcd", "berth-node etcd"},
 	{"kube-apiserver", "berth-node kube-apiserver"},
@@ -624,7 +625,13 @@ func (h *harness) components(ctx context.Context, runs int) result {
 			killed := time.Now()
 			var err error
 			if c.pattern == "" {
-				_, err = docker(ctx, "kill", "-s", "KILL", node)
+				// From the host: inside the node, PID 1 ignores SIGKILL;
+				// `docker kill` counts as a manual stop, after which
+				// Docker's restart policy does not restart the node.
+				var pid string
+				if pid, err = docker(ctx, "inspect", "-f", "{{.State.Pid}}", node); err == nil {
+					err = exec.CommandContext(ctx, "kill", "-9", pid).Run()
+				}
 			} else {
 				_, err = docker(ctx, "exec", node, "pkill", "-9", "-f", c.pattern)
 			}
@@ -813,7 +820,7 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 		out, err = h.run(ctx, "kubectl", "--", "--context=berth-"+name, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/after", "--timeout=2m")
 	}
 	if err != nil {
-		return false, "node broken after the full disk: " + firstLine(out)
+		return false, "load: " + loadErr + "; node broken after the full disk: " + firstLine(out)
 	}
 	if !clear {
 		return false, "load failed without saying the disk is full: " + loadErr
