@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -222,9 +224,29 @@ func serves(t *testing.T, cluster string, port int32) {
 	if err := json.Unmarshal([]byte(mustBerth(t, "get", "nodes", "--name", cluster, "-o", "json")), &rows); err != nil {
 		t.Fatal(err)
 	}
+	client := &http.Client{Timeout: 3 * time.Second}
 	for _, r := range rows {
-		if body := httpGet(t, fmt.Sprintf("http://%s:%d/", r.IP, port), 90*time.Second); !strings.HasPrefix(body, "hello from") {
-			t.Errorf("NodePort on %s answered %q", r.Name, body)
+		url := fmt.Sprintf("http://%s:%d/", r.IP, port)
+		var last error
+		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+			resp, err := client.Get(url)
+			if err != nil {
+				last = err
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.HasPrefix(string(body), "hello from") {
+				last = nil
+				break
+			}
+			last = fmt.Errorf("answered %q", body)
+		}
+		if last != nil {
+			// What the cluster thinks, for the failure's reader.
+			out, _ := berth(t, "kubectl", "--context", "berth-"+cluster, "--", "get", "pods,endpointslices", "-A", "-o", "wide")
+			nft, _ := exec.Command("docker", "exec", r.Name, "nft", "list", "ruleset").CombinedOutput()
+			t.Fatalf("NodePort %s on %s: %v\n%s\nnftables of %s:\n%s", url, r.Name, last, out, r.Name, nft)
 		}
 	}
 }
