@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/berth-dev/berth/cluster/provider/docker"
+	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
 const helloRef = "berth-bench/hello:1"
@@ -301,7 +302,7 @@ func parseMiB(s string) float64 {
 }
 
 func imageSize() (float64, error) {
-	out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Size}}", "berth/node:v1.36.3").Output()
+	out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Size}}", versions.Default().NodeImage()).Output()
 	if err != nil {
 		return 0, err
 	}
