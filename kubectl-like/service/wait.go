@@ -50,13 +50,29 @@ func answered(err error) bool {
 	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
+// reachableTries is how many times a silent address is probed before it
+// counts as out of reach. One unanswered SYN is not proof: on a loaded
+// machine a node can be slow to answer, and the fallback (a port-forward
+// kept open until Ctrl-C) would block a script's `--url` for good. Out of
+// reach (Docker Desktop, a remote engine) stays silent every time.
+const reachableTries = 3
+
 // reachable tells whether this host reaches addr at all; a refusal counts
 // as reachable.
 func (o *Options) reachable(ctx context.Context, addr string) error {
-	if err := o.dial(ctx, addr); err != nil && !answered(err) {
-		return err
+	var err error
+	for range reachableTries {
+		if err = o.dial(ctx, addr); err == nil || answered(err) {
+			return nil
+		}
+		// Only silence is retried: "no route" or "unreachable" is a
+		// definite answer.
+		var ne net.Error
+		if ctx.Err() != nil || !(errors.As(err, &ne) && ne.Timeout()) {
+			return err
+		}
 	}
-	return nil
+	return err
 }
 
 // probeAddress is where to check that this host reaches the cluster's

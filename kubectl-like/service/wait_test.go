@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -259,5 +260,35 @@ func TestReadyEndpoints(t *testing.T) {
 	ready, total, err := readyEndpoints(context.Background(), h.client, testService(corev1.ServiceTypeNodePort, httpPort))
 	if err != nil || ready != 2 || total != 3 {
 		t.Errorf("readyEndpoints = %d of %d, %v; want 2 of 3", ready, total, err)
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// A node that is slow to answer once is not out of reach: only silence on
+// every try sends berth to a port-forward that blocks a script.
+func TestReachableRetriesSilence(t *testing.T) {
+	var tries int
+	o := &Options{DialTimeout: 10 * time.Millisecond, Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		tries++
+		if tries < 3 {
+			return nil, timeoutErr{}
+		}
+		return nil, syscall.ECONNREFUSED
+	}}
+	if err := o.reachable(context.Background(), "172.18.0.2:30080"); err != nil || tries != 3 {
+		t.Fatalf("reachable = %v after %d tries, want reachable on the third", err, tries)
+	}
+	tries = 0
+	o.Dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		tries++
+		return nil, timeoutErr{}
+	}
+	if err := o.reachable(context.Background(), "172.18.0.2:30080"); err == nil || tries != reachableTries {
+		t.Fatalf("always silent: %v after %d tries", err, tries)
 	}
 }
