@@ -237,10 +237,10 @@ func (h *harness) cycles(ctx context.Context, runs int) result {
 		case 3:
 			sig = syscall.SIGKILL
 		}
-		ok, problem := h.cycle(ctx, name, workers, sig)
-		if sig == os.Interrupt {
+		ok, problem, signalled := h.cycle(ctx, name, workers, sig)
+		if signalled && sig == os.Interrupt {
 			ints++
-		} else if sig == syscall.SIGKILL {
+		} else if signalled && sig == syscall.SIGKILL {
 			kills++
 		}
 		if left := h.leaks(ctx, name); len(left) > 0 {
@@ -254,31 +254,42 @@ func (h *harness) cycles(ctx context.Context, runs int) result {
 			r.notes = append(r.notes, fmt.Sprintf("run %d: %s", i, problem))
 		}
 	}
-	r.notes = append(r.notes, fmt.Sprintf("%d SIGINT, %d SIGKILL", ints, kills))
+	r.notes = append(r.notes, fmt.Sprintf("%d SIGINT, %d SIGKILL delivered during a create", ints, kills))
 	return r
 }
 
-func (h *harness) cycle(ctx context.Context, name string, workers int, sig os.Signal) (bool, string) {
+// cycle creates and deletes one cluster, sending sig (if any) to the
+// create at a random moment; signalled tells whether it arrived before
+// the create ended.
+func (h *harness) cycle(ctx context.Context, name string, workers int, sig os.Signal) (ok bool, problem string, signalled bool) {
 	if sig == nil {
 		if err := h.create(ctx, name, workers); err != nil {
 			_ = h.delete(ctx, name)
-			return false, err.Error()
+			return false, err.Error(), false
 		}
 		if err := h.delete(ctx, name); err != nil {
-			return false, err.Error()
+			return false, err.Error(), false
 		}
-		return true, ""
+		return true, "", false
 	}
 	cmd := h.cmd(ctx, append(h.createArgs(name, workers), "--wait", "5m")...)
 	if err := cmd.Start(); err != nil {
-		return false, err.Error()
+		return false, err.Error(), false
 	}
-	delay := time.Duration(500+rand.IntN(9500)) * time.Millisecond
+	// Within the create's usual length (5–10 s here), so most signals
+	// land while it runs.
+	delay := time.Duration(300+rand.IntN(6700)) * time.Millisecond
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
+		// No signal was sent: an ordinary cycle, whose delete must
+		// leave nothing (checked by the caller).
 		h.logf("%s: create ended before the signal (%v)", name, err)
+		if err := h.delete(ctx, name); err != nil {
+			return false, err.Error(), false
+		}
+		return true, "", false
 	case <-time.After(delay):
 		_ = cmd.Process.Signal(sig)
 		<-done
@@ -288,9 +299,9 @@ func (h *harness) cycle(ctx context.Context, name string, workers int, sig os.Si
 		// entry included); only then is the cluster deleted.
 		if left := h.leaks(ctx, name); len(left) > 0 {
 			_ = h.delete(ctx, name)
-			return false, fmt.Sprintf("SIGINT after %s left %s", delay, strings.Join(left, ", "))
+			return false, fmt.Sprintf("SIGINT after %s left %s", delay, strings.Join(left, ", ")), true
 		}
-		return true, ""
+		return true, "", true
 	}
 	// SIGKILL: whatever is left must be listed as incomplete.
 	out, _ := h.run(ctx, "get", "clusters", "-o", "wide")
@@ -298,16 +309,16 @@ func (h *harness) cycle(ctx context.Context, name string, workers int, sig os.Si
 	n, _ := docker(ctx, "network", "ls", "-q", "--filter", "label=berth.dev/cluster="+name)
 	if (c != "" || n != "") && !lineHas(out, name, "incomplete") && !lineHas(out, name, "complete") {
 		_ = h.delete(ctx, name)
-		return false, fmt.Sprintf("SIGKILL after %s: cluster not listed: %s", delay, out)
+		return false, fmt.Sprintf("SIGKILL after %s: cluster not listed: %s", delay, out), true
 	}
 	if (c != "" || n != "") && !lineHas(out, name, "incomplete") {
 		// The create may have finished just before the kill.
 		h.logf("%s: killed after %s, listed complete", name, delay)
 	}
 	if err := h.delete(ctx, name); err != nil {
-		return false, err.Error()
+		return false, err.Error(), true
 	}
-	return true, ""
+	return true, "", true
 }
 
 func lineHas(out, name, word string) bool {
