@@ -23,7 +23,9 @@ var restoreHeld = []string{"kube-apiserver"}
 
 const snapshotUsage = `usage:
   berth-node snapshot save FILE|-      etcd snapshot of this member to FILE (- for stdout)
-  berth-node snapshot restore FILE     restore FILE into the running etcd cluster, holding this node's API server
+  berth-node snapshot restore FILE [OLD=NEW...]
+                                       restore FILE into the running etcd cluster, holding this node's API server;
+                                       OLD=NEW maps the snapshot's node names to this cluster's (another cluster's snapshot)
   berth-node snapshot hold             hold this node's API server stopped until stdin closes
   berth-node snapshot restart-kubelet  restart this node's kubelet (after a restore)`
 
@@ -38,8 +40,8 @@ func runSnapshot(args []string) int {
 	switch {
 	case args[0] == "save" && len(args) == 2:
 		err = snapshotSave(args[1])
-	case args[0] == "restore" && len(args) == 2:
-		err = snapshotRestore(args[1])
+	case args[0] == "restore" && len(args) >= 2:
+		err = snapshotRestore(args[1], args[2:])
 	case args[0] == "hold" && len(args) == 1:
 		err = snapshotHold()
 	case args[0] == "restart-kubelet" && len(args) == 1:
@@ -90,7 +92,11 @@ type restoreReport struct {
 	ApplyMS   int64 `json:"applyMilliseconds"`
 }
 
-func snapshotRestore(path string) error {
+func snapshotRestore(path string, mapping []string) error {
+	nodes, err := snapshot.ParseNodeMap(mapping)
+	if err != nil {
+		return err
+	}
 	// Once begun, a restore runs to its end: the CLI that started it may
 	// be interrupted or go away, but the keyspace must never be left
 	// half written. (A process started by docker exec gets no signal
@@ -122,6 +128,12 @@ func snapshotRestore(path string) error {
 	held := time.Now()
 	defer release()
 	have, err := snapshot.LiveKeys(ctx, c)
+	if err != nil {
+		return err
+	}
+	// Another cluster's snapshot: its keys with the node names mapped,
+	// the nodes' own keys left as this cluster has them.
+	want, err = snapshot.Map(want, have, nodes)
 	if err != nil {
 		return err
 	}
