@@ -35,11 +35,13 @@ func ParseNodeMap(pairs []string) (NodeMap, error) {
 // plane name the running components. A restore into another cluster
 // leaves the running cluster's keys under them as they are and does not
 // bring the snapshot's: those would name nodes and processes that are
-// not there.
+// not there. MetalLB's berth pool is the cluster network's upper half:
+// the new cluster's is on its own network.
 var nodeOwned = []string{
 	"/registry/minions/",
 	"/registry/leases/",
 	"/registry/csinodes/",
+	"/registry/metallb.io/ipaddresspools/metallb-system/berth",
 }
 
 func isNodeOwned(key []byte) bool {

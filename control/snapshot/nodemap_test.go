@@ -47,6 +47,7 @@ func TestMap(t *testing.T) {
 		{Key: []byte("/registry/configmaps/default/x"), Value: []byte("k8s\x00opaque")},
 		{Key: []byte("/registry/csinodes/golden-worker"), Value: []byte("old csinode")},
 		{Key: []byte("/registry/leases/kube-node-lease/golden-worker"), Value: []byte("old lease")},
+		{Key: []byte("/registry/metallb.io/ipaddresspools/metallb-system/berth"), Value: []byte("old pool")},
 		{Key: []byte("/registry/minions/golden-worker"), Value: encode(t, node)},
 		{Key: []byte("/registry/persistentvolumes/pvc-1"), Value: encode(t, pv)},
 		{Key: []byte("/registry/pods/default/hello"), Value: podValue},
@@ -55,6 +56,7 @@ func TestMap(t *testing.T) {
 	have := []*mvccpb.KeyValue{
 		{Key: []byte("/registry/minions/copy-worker"), Value: []byte("new node")},
 		{Key: []byte("/registry/leases/kube-system/kube-scheduler"), Value: []byte("new lease")},
+		{Key: []byte("/registry/metallb.io/ipaddresspools/metallb-system/berth"), Value: []byte("new pool")},
 		{Key: []byte("/registry/pods/kube-system/coredns-new"), Value: []byte("new pod")},
 	}
 	m := NodeMap{"golden-worker": "copy-worker", "golden-worker2": "copy-worker2"}
@@ -71,7 +73,8 @@ func TestMap(t *testing.T) {
 			t.Errorf("%s is restored; want it left out", k)
 		}
 	}
-	if string(byKey["/registry/minions/copy-worker"]) != "new node" || string(byKey["/registry/leases/kube-system/kube-scheduler"]) != "new lease" {
+	if string(byKey["/registry/minions/copy-worker"]) != "new node" || string(byKey["/registry/leases/kube-system/kube-scheduler"]) != "new lease" ||
+		string(byKey["/registry/metallb.io/ipaddresspools/metallb-system/berth"]) != "new pool" {
 		t.Errorf("the running cluster's node-owned keys are not kept: %q", byKey)
 	}
 	if string(byKey["/registry/configmaps/default/x"]) != "k8s\x00opaque" {
@@ -99,7 +102,7 @@ func TestMap(t *testing.T) {
 		t.Errorf("mapped PV: affinity %v, annotations %v", values, gotPV.Annotations)
 	}
 	// The original is untouched (it may be the rollback's too).
-	if !bytes.Equal(want[5].Value, podValue) {
+	if !bytes.Equal(want[6].Value, podValue) {
 		t.Errorf("Map changed its input")
 	}
 
