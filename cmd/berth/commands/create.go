@@ -177,7 +177,7 @@ func (o *CreateOptions) Complete(cmd *cobra.Command) error {
 // snapshot decides (the layout, version and networking are the
 // snapshot's).
 func (o *CreateOptions) completeFromSnapshot(cmd *cobra.Command) error {
-	for _, flag := range []string{"config", "kubernetes-version", "workers", "control-planes", "registry"} {
+	for _, flag := range []string{"config", "kubernetes-version", "workers", "control-planes", "registry", "trace"} {
 		if cmd.Flags().Changed(flag) {
 			return fmt.Errorf("--%s cannot be used with --from-snapshot: the cluster gets the snapshot's configuration", flag)
 		}
