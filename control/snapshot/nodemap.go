@@ -116,21 +116,21 @@ func mapValue(kv *mvccpb.KeyValue, m NodeMap) (*mvccpb.KeyValue, error) {
 			o.Spec.NodeName = to
 			changed = true
 		}
+		// A DaemonSet's pod is pinned to its node by affinity
+		// (matchFields metadata.name): the kubelet refuses a pod whose
+		// affinity its node does not match.
+		if a := o.Spec.Affinity; a != nil && a.NodeAffinity != nil {
+			if r := a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution; r != nil {
+				changed = mapTerms(r.NodeSelectorTerms, m) || changed
+			}
+			for i := range a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution {
+				term := a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution[i].Preference
+				changed = mapTerms([]corev1.NodeSelectorTerm{term}, m) || changed
+			}
+		}
 	case *corev1.PersistentVolume:
 		if a := o.Spec.NodeAffinity; a != nil && a.Required != nil {
-			for i := range a.Required.NodeSelectorTerms {
-				term := &a.Required.NodeSelectorTerms[i]
-				for _, reqs := range [][]corev1.NodeSelectorRequirement{term.MatchExpressions, term.MatchFields} {
-					for j := range reqs {
-						for k, v := range reqs[j].Values {
-							if to, ok := m[v]; ok {
-								reqs[j].Values[k] = to
-								changed = true
-							}
-						}
-					}
-				}
-			}
+			changed = mapTerms(a.Required.NodeSelectorTerms, m) || changed
 		}
 		// local-path-provisioner records the node it made the volume on.
 		if n, ok := m[o.Annotations[selectedNodeAnnotation]]; ok {
@@ -148,6 +148,25 @@ func mapValue(kv *mvccpb.KeyValue, m NodeMap) (*mvccpb.KeyValue, error) {
 		return nil, fmt.Errorf("encoding %s: %w", key, err)
 	}
 	return &mvccpb.KeyValue{Key: kv.Key, Value: buf.Bytes(), CreateRevision: kv.CreateRevision, ModRevision: kv.ModRevision, Version: kv.Version, Lease: kv.Lease}, nil
+}
+
+// mapTerms maps, in place, the values of node selector terms that are
+// old node names, and reports whether any was.
+func mapTerms(terms []corev1.NodeSelectorTerm, m NodeMap) bool {
+	changed := false
+	for i := range terms {
+		for _, reqs := range [][]corev1.NodeSelectorRequirement{terms[i].MatchExpressions, terms[i].MatchFields} {
+			for j := range reqs {
+				for k, v := range reqs[j].Values {
+					if to, ok := m[v]; ok {
+						reqs[j].Values[k] = to
+						changed = true
+					}
+				}
+			}
+		}
+	}
+	return changed
 }
 
 // selectedNodeAnnotation is the node a dynamically provisioned volume

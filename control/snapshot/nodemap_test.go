@@ -26,7 +26,12 @@ func TestMap(t *testing.T) {
 	pod := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default", UID: "u1", Labels: map[string]string{"app": "hello"}},
-		Spec:       corev1.PodSpec{NodeName: "golden-worker", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		Spec: corev1.PodSpec{NodeName: "golden-worker", Containers: []corev1.Container{{Name: "c", Image: "busybox"}},
+			// A DaemonSet's pod.
+			Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+				MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"golden-worker"}}},
+			}}}}},
+		},
 	}
 	unscheduled := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
@@ -89,6 +94,9 @@ func TestMap(t *testing.T) {
 		t.Fatal(err)
 	}
 	gotPod := obj.(*corev1.Pod)
+	if v := gotPod.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchFields[0].Values; len(v) != 1 || v[0] != "copy-worker" {
+		t.Errorf("mapped pod's node affinity: %v", v)
+	}
 	if gotPod.Spec.NodeName != "copy-worker" || gotPod.UID != "u1" || gotPod.Labels["app"] != "hello" || gotPod.Spec.Containers[0].Image != "busybox" {
 		t.Errorf("mapped pod: %+v", gotPod)
 	}
