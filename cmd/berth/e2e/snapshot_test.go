@@ -238,6 +238,19 @@ func TestFromSnapshot(t *testing.T) {
 		}
 		return true, nil
 	})
+	// The snapshot's DaemonSet pods run on their mapped nodes, one per
+	// node: none was refused by its kubelet and replaced.
+	speakers, err := copyClient.CoreV1().Pods("metallb-system").List(ctx, metav1.ListOptions{LabelSelector: "component=speaker"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	onNode := map[string]bool{}
+	for _, p := range speakers.Items {
+		onNode[p.Spec.NodeName] = true
+	}
+	if len(speakers.Items) != 3 || len(onNode) != 3 {
+		t.Errorf("%d MetalLB speaker pods on %d nodes in the copy, want one on each of 3", len(speakers.Items), len(onNode))
+	}
 	serves(t, name, port)
 	pods, err := copyClient.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=keeper"})
 	if err != nil || len(pods.Items) != 1 {
