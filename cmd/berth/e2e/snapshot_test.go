@@ -223,7 +223,7 @@ func TestFromSnapshot(t *testing.T) {
 		}
 		return true, nil
 	})
-	eventually(t, "every pod of the copy on its nodes and running", 3*time.Minute, func() (bool, error) {
+	eventually(t, "every pod of the copy on its nodes and ready", 3*time.Minute, func() (bool, error) {
 		pods, err := copyClient.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false, err
@@ -232,7 +232,13 @@ func TestFromSnapshot(t *testing.T) {
 			if p.Spec.NodeName != "" && !strings.HasPrefix(p.Spec.NodeName, name+"-") {
 				return false, fmt.Errorf("pod %s/%s is bound to %s", p.Namespace, p.Name, p.Spec.NodeName)
 			}
-			if p.Status.Phase != corev1.PodRunning && p.Status.Phase != corev1.PodSucceeded {
+			// The restored status says Running already: wait for the
+			// copy's kubelets to report the pod ready anew.
+			ready := p.Status.Phase == corev1.PodSucceeded
+			for _, c := range p.Status.Conditions {
+				ready = ready || c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.Time.Before(started.Truncate(time.Second))
+			}
+			if !ready {
 				return false, nil
 			}
 		}
