@@ -166,7 +166,7 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	}
 
 	// 2. Hold the API servers of the other control planes.
-	release, err := holdAPIServers(ctx, p, t.controlPlanes[1:])
+	release, err := holdAPIServers(ctx, p, t.controlPlanes[1:], len(nodes) > 0)
 	if err != nil {
 		return err
 	}
@@ -225,8 +225,14 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 
 // holdAPIServers holds the API server of every node in nodes stopped
 // (berth-node snapshot hold) until release is called; if the CLI dies,
-// the holds end with it (their stdin closes).
-func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string) (release func(), err error) {
+// the holds end with it (their stdin closes). With controllers their
+// controller managers and schedulers too (another cluster's snapshot:
+// see berth-node's mappedRestoreHeld).
+func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string, controllers bool) (release func(), err error) {
+	hold := []string{berthNode, "snapshot", "hold"}
+	if controllers {
+		hold = append(hold, "controllers")
+	}
 	var writers []*io.PipeWriter
 	var done []chan error
 	release = func() {
@@ -244,7 +250,7 @@ func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string) (r
 		d := make(chan error, 1)
 		writers, done = append(writers, stdinW), append(done, d)
 		go func() {
-			err := p.Exec(context.WithoutCancel(ctx), node, stdinR, outW, berthNode, "snapshot", "hold")
+			err := p.Exec(context.WithoutCancel(ctx), node, stdinR, outW, hold...)
 			outW.CloseWithError(fmt.Errorf("hold ended: %v", err))
 			d <- err
 		}()
