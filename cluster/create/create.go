@@ -53,8 +53,15 @@ type Options struct {
 	// RegistryImage makes sure the local registry's image exists (for a
 	// config with registry set); nil uses it as it is.
 	RegistryImage registry.BuildImage
-	Log           *slog.Logger
-	Status        progress.Reporter
+	// PKI, when set, are the authorities to issue every certificate
+	// from instead of fresh ones: a cluster made from another's snapshot
+	// keeps its CA, etcd CA and service-account key, so that the tokens
+	// and CA bundles stored in its objects stay valid (see
+	// cluster/snapshot.CreateFrom). Every leaf certificate is issued
+	// anew, for this cluster's names and addresses.
+	PKI    *pki.Cluster
+	Log    *slog.Logger
+	Status progress.Reporter
 }
 
 // Result describes the created cluster.
@@ -245,8 +252,10 @@ func ensureImages(ctx context.Context, s *state) error {
 // everything of the cluster: every later object hangs off this network.
 func createNetworkAndPKI(ctx context.Context, s *state) error {
 	var err error
-	if s.pki, err = pki.NewCluster(); err != nil {
-		return fmt.Errorf("creating the cluster CA: %w", err)
+	if s.pki = s.opts.PKI; s.pki == nil {
+		if s.pki, err = pki.NewCluster(); err != nil {
+			return fmt.Errorf("creating the cluster CA: %w", err)
+		}
 	}
 	s.apiPort = s.cfg.Networking.APIServerPort
 	if s.apiPort == 0 {

@@ -27,6 +27,10 @@ import (
 type RestoreOptions struct {
 	Cluster string
 	Name    string
+	// Nodes, when set, maps the snapshot's node names to the cluster's:
+	// the snapshot was taken of another cluster with the same layout
+	// (CreateFrom). The cluster must have the snapshot's CA.
+	Nodes NodeMap
 	// Wait is how long to wait for the API server and every node to be
 	// Ready after the restore (0: one minute).
 	Wait time.Duration
@@ -82,7 +86,7 @@ func Restore(ctx context.Context, p provider.Provider, s Store, o RestoreOptions
 	if err != nil {
 		return nil, err
 	}
-	if err := Compatible(m, t.version, t.nodes, t.ca); err != nil {
+	if err := Compatible(m, t.version, t.nodes, t.ca, o.Nodes); err != nil {
 		return nil, err
 	}
 
@@ -111,7 +115,7 @@ func Restore(ctx context.Context, p provider.Provider, s Store, o RestoreOptions
 
 	report := &RestoreReport{Snapshot: o.Name, Cluster: o.Cluster}
 	err = progress.Run(status, fmt.Sprintf("restoring %s to snapshot %s", o.Cluster, o.Name), func() error {
-		if err := apply(ctx, p, t, s.Path(o.Name), m, report); err != nil {
+		if err := apply(ctx, p, t, s.Path(o.Name), m, o.Nodes, report); err != nil {
 			return err
 		}
 		return waitReady(ctx, p, o.Cluster, len(t.nodes), o.Wait)
@@ -125,7 +129,7 @@ func Restore(ctx context.Context, p provider.Provider, s Store, o RestoreOptions
 	rbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
 	rbErr := progress.Run(status, "restore failed; rolling "+o.Cluster+" back", func() error {
-		if err := apply(rbCtx, p, t, safety, safetyManifest, &RestoreReport{}); err != nil {
+		if err := apply(rbCtx, p, t, safety, safetyManifest, nil, &RestoreReport{}); err != nil {
 			return err
 		}
 		return waitReady(rbCtx, p, o.Cluster, len(t.nodes), o.Wait)
@@ -137,8 +141,9 @@ func Restore(ctx context.Context, p provider.Provider, s Store, o RestoreOptions
 	return nil, fmt.Errorf("restoring snapshot %q: %w: %w", o.Name, err, ErrRolledBack)
 }
 
-// apply restores the snapshot in dir (manifest m) into the cluster t.
-func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *Manifest, report *RestoreReport) error {
+// apply restores the snapshot in dir (manifest m) into the cluster t,
+// whose nodes are the snapshot's renamed by nodes (nil: the same names).
+func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *Manifest, nodes NodeMap, report *RestoreReport) error {
 	cp := t.controlPlanes[0]
 	etcdDB := path.Join(stagingDir, "etcd.db")
 	volumeTar := path.Join(stagingDir, "volumes.tar")
@@ -154,14 +159,14 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 			return err
 		}
 		tops[n.Name] = entries
-		g.Go(func() error { return stage(gctx, p, n.Name, archive, volumeTar) })
+		g.Go(func() error { return stage(gctx, p, nodes.name(n.Name), archive, volumeTar) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
 
 	// 2. Hold the API servers of the other control planes.
-	release, err := holdAPIServers(ctx, p, t.controlPlanes[1:])
+	release, err := holdAPIServers(ctx, p, t.controlPlanes[1:], len(nodes) > 0)
 	if err != nil {
 		return err
 	}
@@ -171,7 +176,7 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	g, gctx = errgroup.WithContext(ctx)
 	g.Go(func() error {
 		var out bytes.Buffer
-		if err := p.Exec(gctx, cp, nil, &out, berthNode, "snapshot", "restore", etcdDB); err != nil {
+		if err := p.Exec(gctx, cp, nil, &out, append([]string{berthNode, "snapshot", "restore", etcdDB}, nodes.args()...)...); err != nil {
 			return fmt.Errorf("restoring etcd: %w", err)
 		}
 		var r struct {
@@ -188,8 +193,8 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	for _, n := range m.Nodes {
 		g.Go(func() error {
 			args := append([]string{"sh", "-c", restoreVolumesScript, "_", volumeTar}, tops[n.Name]...)
-			if err := p.Exec(gctx, n.Name, nil, nil, args...); err != nil {
-				return fmt.Errorf("restoring the volumes of %s: %w", n.Name, err)
+			if err := p.Exec(gctx, nodes.name(n.Name), nil, nil, args...); err != nil {
+				return fmt.Errorf("restoring the volumes of %s: %w", nodes.name(n.Name), err)
 			}
 			return nil
 		})
@@ -204,8 +209,8 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	g, gctx = errgroup.WithContext(ctx)
 	for _, n := range m.Nodes {
 		g.Go(func() error {
-			if err := p.Exec(gctx, n.Name, nil, nil, berthNode, "snapshot", "restart-kubelet"); err != nil {
-				return fmt.Errorf("restarting the kubelet of %s: %w", n.Name, err)
+			if err := p.Exec(gctx, nodes.name(n.Name), nil, nil, berthNode, "snapshot", "restart-kubelet"); err != nil {
+				return fmt.Errorf("restarting the kubelet of %s: %w", nodes.name(n.Name), err)
 			}
 			return nil
 		})
@@ -215,13 +220,19 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	}
 
 	// 5. Images the snapshot's nodes had and these lack.
-	return reloadImages(ctx, p, m, report)
+	return reloadImages(ctx, p, m, nodes, report)
 }
 
 // holdAPIServers holds the API server of every node in nodes stopped
 // (berth-node snapshot hold) until release is called; if the CLI dies,
-// the holds end with it (their stdin closes).
-func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string) (release func(), err error) {
+// the holds end with it (their stdin closes). With controllers their
+// controller managers and schedulers too (another cluster's snapshot:
+// see berth-node's mappedRestoreHeld).
+func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string, controllers bool) (release func(), err error) {
+	hold := []string{berthNode, "snapshot", "hold"}
+	if controllers {
+		hold = append(hold, "controllers")
+	}
 	var writers []*io.PipeWriter
 	var done []chan error
 	release = func() {
@@ -239,7 +250,7 @@ func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string) (r
 		d := make(chan error, 1)
 		writers, done = append(writers, stdinW), append(done, d)
 		go func() {
-			err := p.Exec(context.WithoutCancel(ctx), node, stdinR, outW, berthNode, "snapshot", "hold")
+			err := p.Exec(context.WithoutCancel(ctx), node, stdinR, outW, hold...)
 			outW.CloseWithError(fmt.Errorf("hold ended: %v", err))
 			d <- err
 		}()
@@ -254,12 +265,14 @@ func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string) (r
 }
 
 // reloadImages loads again, from Docker, the images a node had when the
-// snapshot was taken and lacks now; images Docker lacks too are reported.
-func reloadImages(ctx context.Context, p provider.Provider, m *Manifest, report *RestoreReport) error {
-	for _, n := range m.Nodes {
-		if len(n.Images) == 0 {
+// snapshot was taken and lacks now (the node nodes maps it to); images
+// Docker lacks too are reported.
+func reloadImages(ctx context.Context, p provider.Provider, m *Manifest, nodes NodeMap, report *RestoreReport) error {
+	for _, saved := range m.Nodes {
+		if len(saved.Images) == 0 {
 			continue
 		}
+		n := Node{Name: nodes.name(saved.Name), Role: saved.Role, Images: saved.Images}
 		have, err := loadedImages(ctx, p, n.Name)
 		if err != nil {
 			return err

@@ -19,7 +19,7 @@ func manifest(name string) *Manifest {
 
 func TestCompatible(t *testing.T) {
 	m := manifest("s")
-	if err := Compatible(m, "v1.37.2", layoutA, "sha256:ca"); err != nil {
+	if err := Compatible(m, "v1.37.2", layoutA, "sha256:ca", nil); err != nil {
 		t.Errorf("same cluster refused: %v", err)
 	}
 	cases := []struct {
@@ -33,7 +33,7 @@ func TestCompatible(t *testing.T) {
 		{"other CA", "v1.37.2", "sha256:other", "certificate authority differs", layoutA},
 	}
 	for _, c := range cases {
-		err := Compatible(m, c.version, c.nodes, c.ca)
+		err := Compatible(m, c.version, c.nodes, c.ca, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want an error about %q", c.name, err, c.want)
 		}

@@ -212,17 +212,41 @@ func (s Store) commit(dir string, m *Manifest, replace bool) error {
 	return os.Rename(dir, dst)
 }
 
+// NodeMap maps the node names of the cluster a snapshot was taken of to
+// those of another cluster with the same layout.
+type NodeMap map[string]string
+
+// name is the node old is called in the cluster restored into.
+func (m NodeMap) name(old string) string {
+	if n, ok := m[old]; ok {
+		return n
+	}
+	return old
+}
+
+// args are the OLD=NEW arguments of berth-node snapshot restore.
+func (m NodeMap) args() []string {
+	var out []string
+	for old, n := range m {
+		out = append(out, old+"="+n)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Compatible reports why snapshot m cannot be restored into a cluster
 // running version with nodes (name and role) and CA fingerprint ca, or
-// nil if it can.
-func Compatible(m *Manifest, version string, nodes []Node, ca string) error {
+// nil if it can. With a node map the snapshot's nodes are compared under
+// their mapped names: a cluster made from the snapshot has its layout
+// (roles, in order) under other names.
+func Compatible(m *Manifest, version string, nodes []Node, ca string, nodeMap NodeMap) error {
 	if m.KubernetesVersion != version {
 		return fmt.Errorf("snapshot %q was taken on Kubernetes %s; cluster %q runs %s: restore it into a cluster of that version (berth create cluster --from-snapshot %s)",
 			m.Name, m.KubernetesVersion, m.Cluster, version, m.Name)
 	}
 	want := map[string]string{}
 	for _, n := range m.Nodes {
-		want[n.Name] = n.Role
+		want[nodeMap.name(n.Name)] = n.Role
 	}
 	have := map[string]string{}
 	for _, n := range nodes {

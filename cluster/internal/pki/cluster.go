@@ -114,3 +114,50 @@ func (c *Cluster) EtcdPeer(nodeName string, ip net.IP) (*KeyPair, error) {
 func (c *Cluster) EtcdClient(commonName string) (*KeyPair, error) {
 	return Issue(c.EtcdCA, LeafSpec{CommonName: commonName, Client: true}, c.Now())
 }
+
+// LoadCluster rebuilds the authorities of an existing cluster from the
+// files nodeFiles writes under /etc/kubernetes/pki of a control plane
+// (read returns a file by its path under that directory): the cluster CA,
+// the etcd CA and the service-account key, so that a cluster made from
+// them accepts the tokens and trusts the CA bundles the other cluster's
+// objects hold. The front-proxy CA's key never leaves the CLI (nodes get
+// its certificate only), so a fresh one is made: nothing stored in etcd
+// depends on it (kube-apiserver republishes it at start).
+func LoadCluster(read func(name string) ([]byte, error)) (*Cluster, error) {
+	pair := func(cert, key string) (*KeyPair, error) {
+		c, err := read(cert)
+		if err != nil {
+			return nil, err
+		}
+		k, err := read(key)
+		if err != nil {
+			return nil, err
+		}
+		kp, err := ParseKeyPair(c, k)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s and %s: %w", cert, key, err)
+		}
+		return kp, nil
+	}
+	ca, err := pair("ca.crt", "ca.key")
+	if err != nil {
+		return nil, err
+	}
+	etcd, err := pair("etcd/ca.crt", "etcd/ca.key")
+	if err != nil {
+		return nil, err
+	}
+	saPEM, err := read("sa.key")
+	if err != nil {
+		return nil, err
+	}
+	sa, err := ParseKey(saPEM)
+	if err != nil {
+		return nil, fmt.Errorf("reading sa.key: %w", err)
+	}
+	fp, err := NewCA("front-proxy-ca", time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{CA: ca, FrontProxyCA: fp, EtcdCA: etcd, ServiceAccount: sa, Now: time.Now}, nil
+}

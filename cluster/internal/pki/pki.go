@@ -74,6 +74,18 @@ func ParseKeyPair(certPEM, keyPEM []byte) (*KeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing certificate: %w", err)
 	}
+	key, err := ParseKey(keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("the key does not belong to the certificate %q", cert.Subject.CommonName)
+	}
+	return &KeyPair{Cert: cert, Key: key}, nil
+}
+
+// ParseKey decodes a PEM ECDSA private key (EncodeKey's form).
+func ParseKey(keyPEM []byte) (*ecdsa.PrivateKey, error) {
 	kb, _ := pem.Decode(keyPEM)
 	if kb == nil {
 		return nil, fmt.Errorf("no key in PEM data")
@@ -82,7 +94,7 @@ func ParseKeyPair(certPEM, keyPEM []byte) (*KeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing key: %w", err)
 	}
-	return &KeyPair{Cert: cert, Key: key}, nil
+	return key, nil
 }
 
 func newKey() (*ecdsa.PrivateKey, error) {

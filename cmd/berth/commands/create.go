@@ -17,6 +17,7 @@ import (
 	"github.com/berth-dev/berth/cluster/kubeconfig"
 	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/cluster/registry"
+	"github.com/berth-dev/berth/cluster/snapshot"
 	"github.com/berth-dev/berth/cluster/trace"
 	"github.com/berth-dev/berth/nodeimage"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
@@ -43,6 +44,10 @@ type CreateOptions struct {
 	// timeline is written to: host steps, berth-node and component
 	// milestones of every node.
 	Trace string
+	// FromSnapshot, when set, makes the cluster from that snapshot: its
+	// layout, version, networking and CA, then its state restored
+	// (snapshot.CreateFrom).
+	FromSnapshot string
 
 	cfg *config.Cluster
 }
@@ -63,7 +68,8 @@ berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
 		Example: `  berth create cluster
   berth create cluster --name dev --workers 2
   berth create cluster --name old --kubernetes-version v1.35
-  berth create cluster --config testdata/three-nodes.yaml`,
+  berth create cluster --config testdata/three-nodes.yaml
+  berth create cluster --from-snapshot golden --name job1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.Complete(cmd); err != nil {
@@ -86,6 +92,7 @@ berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
 	f.BoolVar(&o.Retain, "retain", false, "keep the nodes when create fails, for debugging")
 	f.BoolVar(&o.Registry, "registry", false, "use the local registry (started if needed; push to localhost:5001, pods pull localhost:5001/...); a port: registry: {port: N} in --config")
 	f.StringVar(&o.Trace, "trace", "", "write the create's timeline (host steps, node boot, component milestones, pod starts) to this file, - for standard output")
+	f.StringVar(&o.FromSnapshot, "from-snapshot", "", "make the cluster from a saved snapshot (berth snapshot save): its layout, Kubernetes version, networking and CA, then its state; the cluster it was taken of may still run (--name defaults to that cluster's name)")
 	f.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file to merge the context into (default $KUBECONFIG or ~/.kube/config)")
 	cmd.AddCommand(cluster)
 	return cmd
@@ -93,6 +100,9 @@ berth-<name> is merged into $KUBECONFIG (or ~/.kube/config) and made current.`,
 
 // Complete loads the configuration and applies flags over it.
 func (o *CreateOptions) Complete(cmd *cobra.Command) error {
+	if o.FromSnapshot != "" {
+		return o.completeFromSnapshot(cmd)
+	}
 	cfg := &config.Cluster{}
 	if o.ConfigFile != "" {
 		var r io.Reader
@@ -163,8 +173,41 @@ func (o *CreateOptions) Complete(cmd *cobra.Command) error {
 	return nil
 }
 
+// completeFromSnapshot checks that no flag asks for something the
+// snapshot decides (the layout, version and networking are the
+// snapshot's).
+func (o *CreateOptions) completeFromSnapshot(cmd *cobra.Command) error {
+	for _, flag := range []string{"config", "kubernetes-version", "workers", "control-planes", "registry", "trace"} {
+		if cmd.Flags().Changed(flag) {
+			return fmt.Errorf("--%s cannot be used with --from-snapshot: the cluster gets the snapshot's configuration", flag)
+		}
+	}
+	if !cmd.Flags().Changed("name") {
+		o.Name = "" // the snapshot's cluster's name
+	}
+	if o.Kubeconfig == "" {
+		path, err := kubeconfig.DefaultPath()
+		if err != nil {
+			return err
+		}
+		o.Kubeconfig = path
+	}
+	return nil
+}
+
 // Validate checks the options before anything is made.
 func (o *CreateOptions) Validate() error {
+	if o.FromSnapshot != "" {
+		if err := snapshot.ValidateName(o.FromSnapshot); err != nil {
+			return fmt.Errorf("--from-snapshot: %w", err)
+		}
+		if o.Name != "" {
+			if err := config.ValidateName(o.Name); err != nil {
+				return fmt.Errorf("%w (set it with --name)", err)
+			}
+		}
+		return nil
+	}
 	if o.Workers < 0 || o.ControlPlanes < 0 {
 		return fmt.Errorf("--workers and --control-planes must not be negative")
 	}
@@ -179,6 +222,9 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 	p, err := o.Provider(ctx)
 	if err != nil {
 		return err
+	}
+	if o.FromSnapshot != "" {
+		return o.runFromSnapshot(ctx, p)
 	}
 	theme := o.Theme()
 	if !o.Quiet {
@@ -209,6 +255,55 @@ func (o *CreateOptions) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	return o.printResult(res)
+}
+
+// runFromSnapshot creates the cluster from snapshot o.FromSnapshot.
+func (o *CreateOptions) runFromSnapshot(ctx context.Context, p provider.Provider) error {
+	store, err := snapshot.DefaultStore()
+	if err != nil {
+		return err
+	}
+	m, err := store.Get(o.FromSnapshot)
+	if err != nil {
+		return err
+	}
+	name := o.Name
+	if name == "" {
+		name = m.Cluster
+	}
+	if !o.Quiet {
+		fmt.Fprintf(o.ErrOut, "Creating cluster %s from snapshot %s (%d node(s), Kubernetes %s)\n", o.Theme().Bold.Render(name), m.Name, len(m.Nodes), m.KubernetesVersion)
+	}
+	res, report, err := snapshot.CreateFrom(ctx, p, store, snapshot.CreateFromOptions{
+		Snapshot: o.FromSnapshot,
+		Name:     name,
+		Image:    o.Image,
+		Create: create.Options{
+			Wait:           o.Wait,
+			Retain:         o.Retain,
+			KubeconfigPath: o.Kubeconfig,
+			Images:         imageEnsurer(o.Globals, p),
+			Log:            o.Log(),
+			Status:         o.Status(),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	o.cfg = &config.Cluster{Name: res.Name}
+	if !o.Quiet {
+		fmt.Fprintf(o.ErrOut, "Restored snapshot %s into %s (etcd: %d keys written, %d deleted, %d unchanged)\n", m.Name, res.Name, report.Puts, report.Deletes, report.Unchanged)
+		for node, images := range report.ImagesMissing {
+			fmt.Fprintf(o.ErrOut, "warning: %s had images Docker no longer has; load them again with berth load image: %s\n", node, strings.Join(images, ", "))
+		}
+	}
+	return o.printResult(res)
+}
+
+// printResult tells where the new cluster is.
+func (o *CreateOptions) printResult(res *create.Result) error {
+	theme := o.Theme()
 	if o.Quiet {
 		fmt.Fprintln(o.Out, res.Context)
 		return nil

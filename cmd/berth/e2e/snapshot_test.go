@@ -171,6 +171,133 @@ func TestSnapshot(t *testing.T) {
 	}
 }
 
+// TestFromSnapshot is issue 17's golden cluster: a cluster is set up
+// once (a Deployment behind a NodePort, a loaded image, a ConfigMap, a
+// PVC with data) and saved; a second cluster made from the snapshot
+// while the first still runs serves the same Deployment on its own
+// nodes, with the ConfigMap and the volume's data, every pod bound to
+// its own nodes and only its own nodes registered; the first keeps
+// serving; deleting the copy leaves nothing.
+func TestFromSnapshot(t *testing.T) {
+	const first, name = "fs-golden", "fs-copy"
+	t.Setenv("BERTH_SNAPSHOT_DIR", t.TempDir())
+	client := createCluster(t, first, "--config", "testdata/three-nodes.yaml")
+	ctx := context.Background()
+	helloImage(t, helloRef)
+	mustBerth(t, "load", "image", helloRef, "--name", first)
+	port := deployHello(t, client, "default", 2)
+	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "fixtures"},
+		Data:       map[string]string{"answer": "42"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	volumeKeeper(t, client)
+	mustBerth(t, "snapshot", "save", "golden", "--name", first)
+	saved, err := client.AppsV1().Deployments("default").Get(ctx, "hello", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Cleanup(func() { _, _ = berth(t, "delete", "cluster", "--name", name) })
+	started := time.Now()
+	mustBerth(t, withNodeImage([]string{"create", "cluster", "--from-snapshot", "golden", "--name", name, "--wait", "5m"})...)
+	t.Logf("create --from-snapshot took %s", time.Since(started).Round(10*time.Millisecond))
+	copyClient := clientFor(t, "berth-"+name)
+
+	cm, err := copyClient.CoreV1().ConfigMaps("default").Get(ctx, "fixtures", metav1.GetOptions{})
+	if err != nil || cm.Data["answer"] != "42" {
+		t.Errorf("ConfigMap in the copy: %v, %v", cm.Data, err)
+	}
+	dep, err := copyClient.AppsV1().Deployments("default").Get(ctx, "hello", metav1.GetOptions{})
+	if err != nil || dep.UID != saved.UID {
+		t.Fatalf("the Deployment in the copy: %v (uid %v, want %v)", err, dep.UID, saved.UID)
+	}
+	eventually(t, "the copy's 3 nodes registered, and only they", 2*time.Minute, func() (bool, error) {
+		nodes, err := copyClient.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil || len(nodes.Items) != 3 {
+			return false, err
+		}
+		for _, n := range nodes.Items {
+			if !strings.HasPrefix(n.Name, name+"-") {
+				return false, fmt.Errorf("node %s in the copy", n.Name)
+			}
+		}
+		return true, nil
+	})
+	eventually(t, "every pod of the copy on its nodes and ready", 3*time.Minute, func() (bool, error) {
+		pods, err := copyClient.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != "" && !strings.HasPrefix(p.Spec.NodeName, name+"-") {
+				return false, fmt.Errorf("pod %s/%s is bound to %s", p.Namespace, p.Name, p.Spec.NodeName)
+			}
+			// The restored status says Running already: wait for the
+			// copy's kubelets to report the pod ready anew.
+			ready := p.Status.Phase == corev1.PodSucceeded
+			for _, c := range p.Status.Conditions {
+				ready = ready || c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && !c.LastTransitionTime.Time.Before(started.Truncate(time.Second))
+			}
+			if !ready {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	// The snapshot's DaemonSet pods run on their mapped nodes, one per
+	// node as in the first cluster: none was refused by its kubelet and
+	// replaced by a second one.
+	speakers := func(c kubernetes.Interface) (pods, nodes int) {
+		list, err := c.CoreV1().Pods("metallb-system").List(ctx, metav1.ListOptions{LabelSelector: "component=speaker"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		on := map[string]bool{}
+		for _, p := range list.Items {
+			on[p.Spec.NodeName] = true
+		}
+		return len(list.Items), len(on)
+	}
+	wantPods, _ := speakers(client)
+	if pods, nodes := speakers(copyClient); wantPods == 0 || pods != wantPods || nodes != wantPods {
+		t.Errorf("%d MetalLB speaker pods on %d nodes in the copy, want one on each of %d as in the first cluster", pods, nodes, wantPods)
+	}
+	serves(t, name, port)
+	pods, err := copyClient.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=keeper"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("keeper pods in the copy: %v", err)
+	}
+	if got := strings.TrimSpace(execIn(t, name, pods.Items[0].Name, "cat", "/data/f")); got != "saved" {
+		t.Errorf("the copy's volume holds %q, want the snapshot's", got)
+	}
+	// CoreDNS, restored from the snapshot, is ready again on the copy's
+	// nodes: its readiness needs its informers synced from the copy's API
+	// server with the pod's service-account token.
+	eventually(t, "CoreDNS ready again in the copy", 2*time.Minute, func() (bool, error) {
+		dns, err := copyClient.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+		if err != nil || len(dns.Items) == 0 {
+			return false, err
+		}
+		for _, p := range dns.Items {
+			ready := false
+			for _, c := range p.Status.Conditions {
+				ready = ready || c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue && c.LastTransitionTime.After(started)
+			}
+			if !ready || !strings.HasPrefix(p.Spec.NodeName, name+"-") {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	// The first cluster is untouched.
+	serves(t, first, port)
+
+	mustBerth(t, "delete", "cluster", "--name", name)
+	assertNothingLeft(t, name)
+}
+
 // volumeKeeper runs a Deployment with a PVC on the default class whose
 // pod writes "saved" to /data/f, and returns its pod's name.
 func volumeKeeper(t *testing.T, client kubernetes.Interface) string {

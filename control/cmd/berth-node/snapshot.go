@@ -21,10 +21,23 @@ import (
 // watches and requests for seconds, and an API server keeps no state.
 var restoreHeld = []string{"kube-apiserver"}
 
+// mappedRestoreHeld are held too for another cluster's snapshot: there
+// objects keep their keys but change UIDs (the new cluster's ReplicaSet
+// coredns-x becomes the snapshot's coredns-x), which a watching
+// controller sees as an update, not as a delete and a create — the
+// ReplicaSet controller would still create pods for the UID that is gone
+// and the garbage collector never learn it is. Restarted, they list
+// everything afresh.
+var mappedRestoreHeld = append(restoreHeld, "kube-controller-manager", "kube-scheduler")
+
 const snapshotUsage = `usage:
   berth-node snapshot save FILE|-      etcd snapshot of this member to FILE (- for stdout)
-  berth-node snapshot restore FILE     restore FILE into the running etcd cluster, holding this node's API server
-  berth-node snapshot hold             hold this node's API server stopped until stdin closes
+  berth-node snapshot restore FILE [OLD=NEW...]
+                                       restore FILE into the running etcd cluster, holding this node's API server;
+                                       OLD=NEW maps the snapshot's node names to this cluster's (another cluster's snapshot)
+  berth-node snapshot hold [controllers]
+                                       hold this node's API server (and controllers: its controller manager
+                                       and scheduler) stopped until stdin closes
   berth-node snapshot restart-kubelet  restart this node's kubelet (after a restore)`
 
 // runSnapshot is berth-node snapshot, run by the CLI with docker exec in
@@ -38,10 +51,12 @@ func runSnapshot(args []string) int {
 	switch {
 	case args[0] == "save" && len(args) == 2:
 		err = snapshotSave(args[1])
-	case args[0] == "restore" && len(args) == 2:
-		err = snapshotRestore(args[1])
+	case args[0] == "restore" && len(args) >= 2:
+		err = snapshotRestore(args[1], args[2:])
 	case args[0] == "hold" && len(args) == 1:
-		err = snapshotHold()
+		err = snapshotHold(restoreHeld)
+	case args[0] == "hold" && len(args) == 2 && args[1] == "controllers":
+		err = snapshotHold(mappedRestoreHeld)
 	case args[0] == "restart-kubelet" && len(args) == 1:
 		err = restartKubelet()
 	default:
@@ -90,7 +105,11 @@ type restoreReport struct {
 	ApplyMS   int64 `json:"applyMilliseconds"`
 }
 
-func snapshotRestore(path string) error {
+func snapshotRestore(path string, mapping []string) error {
+	nodes, err := snapshot.ParseNodeMap(mapping)
+	if err != nil {
+		return err
+	}
 	// Once begun, a restore runs to its end: the CLI that started it may
 	// be interrupted or go away, but the keyspace must never be left
 	// half written. (A process started by docker exec gets no signal
@@ -115,13 +134,23 @@ func snapshotRestore(path string) error {
 		return err
 	}
 	defer c.Close()
-	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, restoreHeld...)
+	held := restoreHeld
+	if len(nodes) > 0 {
+		held = mappedRestoreHeld
+	}
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, held...)
 	if err != nil {
 		return err
 	}
-	held := time.Now()
+	heldAt := time.Now()
 	defer release()
 	have, err := snapshot.LiveKeys(ctx, c)
+	if err != nil {
+		return err
+	}
+	// Another cluster's snapshot: its keys with the node names mapped,
+	// the nodes' own keys left as this cluster has them.
+	want, err = snapshot.Map(want, have, nodes)
 	if err != nil {
 		return err
 	}
@@ -132,7 +161,7 @@ func snapshotRestore(path string) error {
 	release()
 	return json.NewEncoder(os.Stdout).Encode(restoreReport{
 		Puts: len(plan.Puts), Deletes: len(plan.Deletes), Unchanged: plan.Unchanged,
-		ApplyMS: time.Since(held).Milliseconds(),
+		ApplyMS: time.Since(heldAt).Milliseconds(),
 	})
 }
 
@@ -173,13 +202,13 @@ func restartKubelet() error {
 	return nil
 }
 
-// snapshotHold holds this node's API server stopped, prints "held", and
+// snapshotHold holds this node's components stopped, prints "held", and
 // lets go when its stdin closes (the CLI is done, or gone).
-func snapshotHold() error {
+func snapshotHold(components []string) error {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, restoreHeld...)
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, components...)
 	if err != nil {
 		return err
 	}
