@@ -166,7 +166,7 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	}
 
 	// 2. Hold the API servers of the other control planes.
-	release, err := holdAPIServers(ctx, p, t.controlPlanes[1:], len(nodes) > 0)
+	release, err := holdAPIServers(ctx, p, t.controlPlanes[1:])
 	if err != nil {
 		return err
 	}
@@ -223,16 +223,12 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	return reloadImages(ctx, p, m, nodes, report)
 }
 
-// holdAPIServers holds the API server of every node in nodes stopped
-// (berth-node snapshot hold) until release is called; if the CLI dies,
-// the holds end with it (their stdin closes). With controllers their
-// controller managers and schedulers too (another cluster's snapshot:
-// see berth-node's mappedRestoreHeld).
-func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string, controllers bool) (release func(), err error) {
+// holdAPIServers holds the API server, controller manager and scheduler
+// of every node in nodes stopped (berth-node snapshot hold; why:
+// berth-node's restoreHeld) until release is called; if the CLI dies, the
+// holds end with it (their stdin closes).
+func holdAPIServers(ctx context.Context, p provider.Provider, nodes []string) (release func(), err error) {
 	hold := []string{berthNode, "snapshot", "hold"}
-	if controllers {
-		hold = append(hold, "controllers")
-	}
 	var writers []*io.PipeWriter
 	var done []chan error
 	release = func() {

@@ -15,29 +15,29 @@ import (
 	"github.com/berth-dev/berth/control/supervisor"
 )
 
-// Components a restore holds stopped on every control-plane node: the
-// API servers, so that no client sees the keyspace half restored. They
+// Components a restore holds stopped on every control-plane node. The
+// API servers, so that no client sees the keyspace half restored; they
 // are killed, not terminated: a graceful API server shutdown drains
 // watches and requests for seconds, and an API server keeps no state.
-var restoreHeld = []string{"kube-apiserver"}
-
-// mappedRestoreHeld are held too for another cluster's snapshot: there
-// objects keep their keys but change UIDs (the new cluster's ReplicaSet
-// coredns-x becomes the snapshot's coredns-x), which a watching
-// controller sees as an update, not as a delete and a create — the
-// ReplicaSet controller would still create pods for the UID that is gone
-// and the garbage collector never learn it is. Restarted, they list
-// everything afresh.
-var mappedRestoreHeld = append(restoreHeld, "kube-controller-manager", "kube-scheduler")
+// The controller managers and schedulers too, so that they list
+// everything afresh when they start again: a running controller keeps
+// what it last wrote, and the restored objects are older than that. Found
+// in the e2e: the EndpointSlice controller's tracker remembered a newer
+// generation of a Service's slice than the restored one, took its cache
+// for stale and never synced it again — the Service kept the snapshot's
+// pod addresses, which no pod had any more. For another cluster's
+// snapshot, objects also keep their keys but change UIDs (the new
+// cluster's ReplicaSet coredns-x becomes the snapshot's), which a watching
+// controller would see as an update, not as a delete and a create.
+var restoreHeld = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler"}
 
 const snapshotUsage = `usage:
   berth-node snapshot save FILE|-      etcd snapshot of this member to FILE (- for stdout)
   berth-node snapshot restore FILE [OLD=NEW...]
-                                       restore FILE into the running etcd cluster, holding this node's API server;
+                                       restore FILE into the running etcd cluster, holding this node's control plane;
                                        OLD=NEW maps the snapshot's node names to this cluster's (another cluster's snapshot)
-  berth-node snapshot hold [controllers]
-                                       hold this node's API server (and controllers: its controller manager
-                                       and scheduler) stopped until stdin closes
+  berth-node snapshot hold             hold this node's API server, controller manager and scheduler
+                                       stopped until stdin closes
   berth-node snapshot restart-kubelet  restart this node's kubelet (after a restore)`
 
 // runSnapshot is berth-node snapshot, run by the CLI with docker exec in
@@ -55,8 +55,6 @@ func runSnapshot(args []string) int {
 		err = snapshotRestore(args[1], args[2:])
 	case args[0] == "hold" && len(args) == 1:
 		err = snapshotHold(restoreHeld)
-	case args[0] == "hold" && len(args) == 2 && args[1] == "controllers":
-		err = snapshotHold(mappedRestoreHeld)
 	case args[0] == "restart-kubelet" && len(args) == 1:
 		err = restartKubelet()
 	default:
@@ -134,11 +132,7 @@ func snapshotRestore(path string, mapping []string) error {
 		return err
 	}
 	defer c.Close()
-	held := restoreHeld
-	if len(nodes) > 0 {
-		held = mappedRestoreHeld
-	}
-	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, held...)
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, restoreHeld...)
 	if err != nil {
 		return err
 	}
