@@ -205,11 +205,11 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	release()
 
 	// 4. Every kubelet afresh: one that killed a pod since the snapshot
-	// will not run its UID again (berth-node snapshot restart-kubelet).
+	// will not run its UID again and kube-proxy (berth-node snapshot restart-node).
 	g, gctx = errgroup.WithContext(ctx)
 	for _, n := range m.Nodes {
 		g.Go(func() error {
-			if err := p.Exec(gctx, nodes.name(n.Name), nil, nil, berthNode, "snapshot", "restart-kubelet"); err != nil {
+			if err := p.Exec(gctx, nodes.name(n.Name), nil, nil, berthNode, "snapshot", "restart-node"); err != nil {
 				return fmt.Errorf("restarting the kubelet of %s: %w", nodes.name(n.Name), err)
 			}
 			return nil

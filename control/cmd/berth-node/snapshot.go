@@ -38,7 +38,7 @@ const snapshotUsage = `usage:
                                        OLD=NEW maps the snapshot's node names to this cluster's (another cluster's snapshot)
   berth-node snapshot hold             hold this node's API server, controller manager and scheduler
                                        stopped until stdin closes
-  berth-node snapshot restart-kubelet  restart this node's kubelet (after a restore)`
+  berth-node snapshot restart-node     restart this node's kubelet and kube-proxy (after a restore)`
 
 // runSnapshot is berth-node snapshot, run by the CLI with docker exec in
 // a control-plane node.
@@ -55,8 +55,8 @@ func runSnapshot(args []string) int {
 		err = snapshotRestore(args[1], args[2:])
 	case args[0] == "hold" && len(args) == 1:
 		err = snapshotHold(restoreHeld)
-	case args[0] == "restart-kubelet" && len(args) == 1:
-		err = restartKubelet()
+	case args[0] == "restart-node" && len(args) == 1:
+		err = restartNode()
 	default:
 		fmt.Fprintln(os.Stderr, snapshotUsage)
 		return 2
@@ -178,17 +178,20 @@ func lockFile(path string) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// restartKubelet restarts the node's kubelet after a restore. A kubelet
-// remembers the UIDs of the pods it has finished and does not run them
-// again; a restore brings back pods it had killed since the snapshot
-// (same UIDs), which it would leave in their restored, stale status — and
-// their Services pointing at addresses no pod has. A restarted kubelet
-// starts them afresh, as the Kubernetes docs advise after an etcd
-// restore. Killing it leaves the pods' containers running.
-func restartKubelet() error {
+// restartNode restarts the node's kubelet and kube-proxy after a restore,
+// as the Kubernetes docs advise after an etcd restore: both hold state the
+// restore made stale. A kubelet remembers the UIDs of the pods it has
+// finished and does not run them again, and a restore brings back pods it
+// killed since the snapshot (same UIDs) — left in their restored, stale
+// status. kube-proxy kept forwarding a NodePort to an old pod address
+// that another pod had been given since (seen in the e2e: CoreDNS
+// answered 404 on the app's NodePort) although the EndpointSlices were
+// right by then.
+// Killing them leaves the pods' containers running.
+func restartNode() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, "kubelet")
+	release, err := supervisor.Hold(ctx, supervisor.ControlSocket, 0, "kubelet", "kube-proxy")
 	if err != nil {
 		return err
 	}
