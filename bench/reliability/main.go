@@ -919,13 +919,20 @@ func (h *harness) daemonRestartOnce(ctx context.Context, a, b string) (bool, str
 			}
 			time.Sleep(3 * time.Second)
 		}
+		// The Service answers once its pods are Ready again, which may
+		// trail the PVC pod's exec by some seconds.
 		cp := n + "-control-plane"
 		client := &http.Client{Timeout: 2 * time.Second}
-		resp, err := client.Get("http://" + nodeIP(ctx, cp) + ":30080/index.html")
-		if err != nil {
-			return false, n + ": service: " + err.Error()
+		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(time.Second) {
+			resp, err := client.Get("http://" + nodeIP(ctx, cp) + ":30080/index.html")
+			if err == nil {
+				resp.Body.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				return false, n + ": service: " + err.Error()
+			}
 		}
-		resp.Body.Close()
 	}
 	return true, "both clusters back, services answer, PVC data intact"
 }
