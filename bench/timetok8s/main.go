@@ -93,6 +93,7 @@ func run(berth string, runs, workers int, idle time.Duration) error {
 		}
 		fmt.Printf("  %-30s %8.2f%s   (runs: %s)\n", ph, median(vals), unit, join(vals))
 	}
+	printCPU(samples)
 	if size, err := imageSize(); err == nil {
 		fmt.Printf("  %-30s %8.0f MB\n", "node image (unpacked)", size/1e6)
 	}
@@ -107,6 +108,7 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 	s := sample{}
 	name := "bench"
 	cpu0 := busyCPU()
+	procs0 := processCPU()
 	start := time.Now()
 	args := []string{"create", "cluster", "--name", name, "--wait", "0", "-q"}
 	if workers > 0 {
@@ -115,10 +117,12 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 	if *configFile != "" {
 		args = append(args, "--config", *configFile)
 	}
-	if out, err := exec.Command(berth, args...).CombinedOutput(); err != nil {
+	create := exec.Command(berth, args...)
+	if out, err := create.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("create: %v: %s", err, out)
 	}
 	defer exec.Command(berth, "delete", "cluster", "--name", name).Run()
+	cliCPU := create.ProcessState.UserTime() + create.ProcessState.SystemTime()
 	s["create command"] = since(start)
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, &clientcmd.ConfigOverrides{CurrentContext: "berth-" + name}).ClientConfig()
 	if err != nil {
@@ -152,9 +156,11 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 	}
 	// The image must be in the nodes before the app can run; loading is
 	// part of the measured path, as pulling is for the peers.
-	if out, err := exec.Command(berth, "load", "image", helloRef, "--name", name, "-q").CombinedOutput(); err != nil {
+	load := exec.Command(berth, "load", "image", helloRef, "--name", name, "-q")
+	if out, err := load.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("load: %v: %s", err, out)
 	}
+	cliCPU += load.ProcessState.UserTime() + load.ProcessState.SystemTime()
 	port, nodeIP, err := deploy(ctx, client, name)
 	if err != nil {
 		return nil, err
@@ -183,6 +189,13 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 	}
 	s["total (time-to-k8s)"] = s["DNS answering in pod"]
 	s["CPU seconds during create"] = busyCPU() - cpu0
+	attributed := cliCPU.Seconds()
+	s[cpuPrefix+"berth CLI (create, load image)"] = cliCPU.Seconds()
+	for group, v := range cpuSince(procs0) {
+		s[cpuPrefix+group] = v
+		attributed += v
+	}
+	s[cpuPrefix+"unattributed (kernel threads, exited processes, the bench's probes)"] = s["CPU seconds during create"] - attributed
 
 	time.Sleep(idle)
 	for node, mib := range memory(name) {
