@@ -90,6 +90,10 @@ func (f *fakeProvider) CreateNode(ctx context.Context, spec provider.NodeSpec) e
 
 func (f *fakeProvider) NodePID(context.Context, string) (int, error) { return 0, nil }
 
+func (f *fakeProvider) WriteFile(context.Context, string, string, string, int64, io.Reader) error {
+	return nil
+}
+
 func (f *fakeProvider) ListNodes(context.Context, string) ([]provider.Node, error) {
 	return f.existing, nil
 }

@@ -157,6 +157,9 @@ type Provider interface {
 	ReadFile(ctx context.Context, node, path string) ([]byte, error)
 	// Exec runs a command in a node, with stdin and stdout attached.
 	Exec(ctx context.Context, node string, stdin io.Reader, stdout io.Writer, cmd ...string) error
+	// WriteFile streams size bytes of content into a new file name (mode
+	// 0600) in the existing directory dir of a node.
+	WriteFile(ctx context.Context, node, dir, name string, size int64, content io.Reader) error
 	// SaveImages streams images from the engine as a tar archive.
 	SaveImages(ctx context.Context, images []string) (io.ReadCloser, error)
 	// ImageID returns an image's ID, or "" if the engine lacks it.

