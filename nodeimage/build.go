@@ -20,10 +20,12 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/berth-dev/berth/nodeimage/nodeconfig"
+	"golang.org/x/sync/errgroup"
 
+	"github.com/berth-dev/berth/nodeimage/nodeconfig"
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
@@ -214,17 +216,29 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 	tools := toolsFor(opts.Release)
 	total := 4 + len(tools) + 1
 	stage := 0
-	var done func(error)
-	// Each stage ends when the next begins; the last with the build.
-	next := func(name string) {
+	var stageMu sync.Mutex
+	// step announces a stage; stages may overlap (the terminal display
+	// shows every one in flight).
+	step := func(name string) func(error) {
+		stageMu.Lock()
 		stage++
-		opts.Log.Info("node image", "stage", fmt.Sprintf("%d/%d", stage, total), "step", name)
+		n := stage
+		stageMu.Unlock()
+		label := fmt.Sprintf("[%d/%d] %s", n, total, name)
+		opts.Log.Info("node image", "stage", fmt.Sprintf("%d/%d", n, total), "step", name)
+		if opts.Progress == nil {
+			return func(error) {}
+		}
+		return opts.Progress.Step(label)
+	}
+	var done func(error)
+	// The stages after the parallel ones run one after the other: each
+	// ends when the next begins; the last with the build.
+	next := func(name string) {
 		if done != nil {
 			done(nil)
 		}
-		if opts.Progress != nil {
-			done = opts.Progress.Step(fmt.Sprintf("[%d/%d] %s", stage, total, name))
-		}
+		done = step(name)
 	}
 	defer func() {
 		if done != nil {
@@ -233,27 +247,65 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 	}()
 	started := time.Now()
 
-	next("Debian base filesystem (debootstrap " + versions.DebianSuite + ")")
-	rootfs, err := baseRootfs(ctx, opts.CacheDir, mirror, opts.Log)
-	if err != nil {
-		return nil, err
-	}
-	bins := map[string]string{}
-	for _, t := range tools {
-		next("compiling " + t.Name + " " + t.version())
-		path, err := installTool(ctx, opts.CacheDir, t)
-		if err != nil {
-			return nil, err
+	// The Debian base (downloads and unpacking: mostly waiting on the
+	// network and the disk) and the compiles run at once, the compiles
+	// two at a time: one `go` command alone leaves a core idle while it
+	// links and between packages that wait on each other, and a fresh
+	// machine spends most of a first build here. berth-node, the longest,
+	// starts first.
+	var (
+		rootfs            string
+		nodeBin, pauseBin string
+		bins              = map[string]string{}
+		mu                sync.Mutex
+	)
+	stages, sctx := errgroup.WithContext(ctx)
+	run := func(name string, fn func(context.Context) error) func() error {
+		end := step(name)
+		return func() error {
+			err := fn(sctx)
+			end(err)
+			return err
 		}
-		bins[t.Name] = path
 	}
-	next("compiling berth-node (Kubernetes " + opts.Release.Kubernetes + ", etcd " + opts.Release.Etcd + ")")
-	nodeBin, pauseBin, err := buildControl(ctx, opts.SourceDir, opts.CacheDir, opts.Release)
-	if err != nil {
-		return nil, err
+	stages.Go(run("Debian base filesystem (debootstrap "+versions.DebianSuite+")", func(ctx context.Context) (err error) {
+		rootfs, err = baseRootfs(ctx, opts.CacheDir, mirror, opts.Log)
+		return err
+	}))
+	compiles, cctx := errgroup.WithContext(sctx)
+	compiles.SetLimit(2)
+	compile := func(name string, fn func(context.Context) error) {
+		compiles.Go(func() error {
+			end := step(name)
+			err := fn(cctx)
+			end(err)
+			return err
+		})
 	}
-	next("compiling MetalLB " + versions.MetalLB + " (controller, speaker)")
-	if bins[metallbBin], err = buildMetalLB(ctx, opts.CacheDir); err != nil {
+	stages.Go(func() error {
+		compile("compiling berth-node (Kubernetes "+opts.Release.Kubernetes+", etcd "+opts.Release.Etcd+")", func(ctx context.Context) (err error) {
+			nodeBin, pauseBin, err = buildControl(ctx, opts.SourceDir, opts.CacheDir, opts.Release)
+			return err
+		})
+		for _, t := range tools {
+			compile("compiling "+t.Name+" "+t.version(), func(ctx context.Context) error {
+				path, err := installTool(ctx, opts.CacheDir, t)
+				mu.Lock()
+				bins[t.Name] = path
+				mu.Unlock()
+				return err
+			})
+		}
+		compile("compiling MetalLB "+versions.MetalLB+" (controller, speaker)", func(ctx context.Context) error {
+			path, err := buildMetalLB(ctx, opts.CacheDir)
+			mu.Lock()
+			bins[metallbBin] = path
+			mu.Unlock()
+			return err
+		})
+		return compiles.Wait()
+	})
+	if err := stages.Wait(); err != nil {
 		return nil, err
 	}
 	next("assembling pod images (pause, CoreDNS, storage, MetalLB)")
