@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -815,7 +816,11 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 	// The largest local images, until one fails to fit.
 	images := []string{"registry.k8s.io/e2e-test-images/agnhost:2.55", "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2", "registry.k8s.io/e2e-test-images/kitten:1.8", "registry.k8s.io/e2e-test-images/nautilus:1.8"}
 	var loadErr string
+	var before, after int64
+	var imagesBefore string
 	for _, img := range images {
+		before, _ = availMB(ctx, node)
+		imagesBefore, _ = docker(ctx, "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q")
 		out, err := h.run(ctx, "load", "image", img, "--name", name)
 		if err != nil {
 			loadErr = firstLine(out)
@@ -825,8 +830,16 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 	if loadErr == "" {
 		return false, "every image fit; use a smaller -disk-size (df: " + lastLine(free) + ")"
 	}
-	clear := strings.Contains(strings.ToLower(loadErr), "no space") || strings.Contains(strings.ToLower(loadErr), "space")
-	out, err := h.run(ctx, "kubectl", "--", "--context=berth-"+name, "run", "after", "--image=docker.io/library/busybox:1.35-berth", "--image-pull-policy=Never", "--restart=Never", "--command", "--", "true")
+	clear := strings.Contains(strings.ToLower(loadErr), "space")
+	// The node must be left as it was: its free space back (within what
+	// its own components write meanwhile) and the same images.
+	after, _ = availMB(ctx, node)
+	imagesAfter, _ := docker(ctx, "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q")
+	if before-after > 16 || imagesAfter != imagesBefore {
+		return false, fmt.Sprintf("load: %s; the failed load left data on the node: /var had %d MB free before, %d MB after; images before %q, after %q", loadErr, before, after, imagesBefore, imagesAfter)
+	}
+	// The helper image has sh but not every applet (no true).
+	out, err := h.run(ctx, "kubectl", "--", "--context=berth-"+name, "run", "after", "--image=docker.io/library/busybox:1.35-berth", "--image-pull-policy=Never", "--restart=Never", "--command", "--", "sh", "-c", "exit 0")
 	if err == nil {
 		out, err = h.run(ctx, "kubectl", "--", "--context=berth-"+name, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/after", "--timeout=2m")
 	}
@@ -836,7 +849,16 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 	if !clear {
 		return false, "load failed without saying the disk is full: " + loadErr
 	}
-	return true, "load refused: " + loadErr
+	return true, fmt.Sprintf("load refused: %s; /var free %d MB before the load, %d MB after; a new pod ran", loadErr, before, after)
+}
+
+// availMB returns the MB free on a node's /var.
+func availMB(ctx context.Context, node string) (int64, error) {
+	out, err := docker(ctx, "exec", node, "df", "-m", "--output=avail", "/var")
+	if err != nil {
+		return 0, fmt.Errorf("df in %s: %w: %s", node, err, out)
+	}
+	return strconv.ParseInt(strings.TrimSpace(lastLine(out)), 10, 64)
 }
 
 func lastLine(s string) string {
