@@ -796,8 +796,12 @@ func (h *harness) diskFull(ctx context.Context, runs int) result {
 			continue
 		}
 		ok, why := h.diskFullOnce(ctx, name)
-		_ = h.delete(ctx, name)
-		_, _ = docker(ctx, "volume", "rm", "-f", vol)
+		if err := h.delete(ctx, name); err != nil {
+			why += "; " + firstLine(err.Error())
+		}
+		if out, err := docker(ctx, "volume", "rm", "-f", vol); err != nil {
+			why += "; removing the tmpfs volume: " + out
+		}
 		r.leaked = append(r.leaked, h.leaks(ctx, name)...)
 		if ok {
 			r.passed++
@@ -817,11 +821,11 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 	images := []string{"registry.k8s.io/e2e-test-images/agnhost:2.55", "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2", "registry.k8s.io/e2e-test-images/kitten:1.8", "registry.k8s.io/e2e-test-images/nautilus:1.8"}
 	var loadErr string
 	var before, after int64
-	var imagesBefore string
+	var imagesBefore []string
 	for _, img := range images {
 		before, _ = availMB(ctx, node)
-		imagesBefore, _ = docker(ctx, "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q")
-		out, err := h.run(ctx, "load", "image", img, "--name", name)
+		imagesBefore = nodeImages(ctx, node)
+		out, err := h.run(ctx, "load", "image", img, "--name", name, "-q")
 		if err != nil {
 			loadErr = firstLine(out)
 			break
@@ -834,9 +838,9 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 	// The node must be left as it was: its free space back (within what
 	// its own components write meanwhile) and the same images.
 	after, _ = availMB(ctx, node)
-	imagesAfter, _ := docker(ctx, "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q")
-	if before-after > 16 || imagesAfter != imagesBefore {
-		return false, fmt.Sprintf("load: %s; the failed load left data on the node: /var had %d MB free before, %d MB after; images before %q, after %q", loadErr, before, after, imagesBefore, imagesAfter)
+	imagesAfter := nodeImages(ctx, node)
+	if before-after > 16 || !slices.Equal(imagesAfter, imagesBefore) {
+		return false, fmt.Sprintf("load: %s; the failed load left data on the node: /var had %d MB free before, %d MB after; images before %v, after %v", loadErr, before, after, imagesBefore, imagesAfter)
 	}
 	// The helper image has sh but not every applet (no true).
 	out, err := h.run(ctx, "kubectl", "--", "--context=berth-"+name, "run", "after", "--image=docker.io/library/busybox:1.35-berth", "--image-pull-policy=Never", "--restart=Never", "--command", "--", "sh", "-c", "exit 0")
@@ -850,6 +854,12 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 		return false, "load failed without saying the disk is full: " + loadErr
 	}
 	return true, fmt.Sprintf("load refused: %s; /var free %d MB before the load, %d MB after; a new pod ran", loadErr, before, after)
+}
+
+// nodeImages lists the images in a node's containerd (k8s.io namespace).
+func nodeImages(ctx context.Context, node string) []string {
+	out, _ := exec.CommandContext(ctx, "docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q").Output()
+	return strings.Fields(string(out))
 }
 
 // availMB returns the MB free on a node's /var.
