@@ -256,10 +256,14 @@ func importLeases(out string, since time.Time) []string {
 // deletes it when the import fails; its garbage collector then removes
 // the partial content, ingests and snapshots (no other trace is left: no
 // image record, no files of berth's, which streams without temporary
-// files). Only if containerd died mid-import can that lease remain: then
-// reclaim deletes it, collecting what it held at once (--sync). A lease
-// is the import's if it expires (the CRI plugin's sandbox and container
-// leases do not) and was created since the load started.
+// files). But that collection runs in the background, seconds later
+// (checked: 0 bytes free right after a failed load, everything back a
+// moment later), and if containerd died mid-import the lease remains.
+// So reclaim deletes the import's leftover leases, or else an empty lease
+// of its own, with --sync: containerd then runs a collection and answers
+// when it is done. A lease is the import's if it expires (the CRI
+// plugin's sandbox and container leases do not) and was created since
+// the load started.
 //
 // Free space is not compared with before the load: a node's /var is
 // usually on the Docker host's disk, which everything else on the host
@@ -269,10 +273,13 @@ func reclaim(ctx context.Context, p provider.Provider, node string, since time.T
 	var out strings.Builder
 	if err := p.Exec(ctx, node, nil, &out, "sh", "-c", leaseScript); err != nil {
 		slog.Debug("listing leases after a failed load", "node", node, "err", err)
-		return c
 	}
 	ids := importLeases(out.String(), since)
 	if len(ids) == 0 {
+		id := fmt.Sprintf("berth-load-gc-%d", time.Now().UnixNano())
+		if err := p.Exec(ctx, node, nil, nil, "sh", "-c", gcScript, "_", id); err != nil {
+			slog.Debug("collecting garbage after a failed load", "node", node, "err", err)
+		}
 		return c
 	}
 	slog.Info("deleting what a failed load left", "node", node, "leases", ids)
@@ -283,3 +290,7 @@ func reclaim(ctx context.Context, p provider.Provider, node string, since time.T
 	c.Deleted = ids
 	return c
 }
+
+// gcScript makes containerd collect garbage now and waits for it: a
+// synchronous delete of an (empty) lease runs a collection.
+const gcScript = `ctr -n k8s.io leases create --id "$1" >/dev/null && ctr -n k8s.io leases delete --sync "$1" >/dev/null`

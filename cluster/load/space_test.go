@@ -122,6 +122,10 @@ type spaceNode struct {
 	leftover int64
 	leases   string
 	deleted  []string
+	// garbage is what containerd collects in the background after a
+	// failed import; collected: a collection was asked for.
+	garbage   int64
+	collected bool
 }
 
 type spaceProvider struct {
@@ -156,6 +160,11 @@ func (p *spaceProvider) Exec(_ context.Context, node string, stdin io.Reader, st
 	case strings.Contains(script, leaseScript):
 		_, err := io.WriteString(stdout, n.leases)
 		return err
+	case strings.Contains(script, gcScript):
+		n.collected = true
+		n.free += n.garbage
+		n.garbage = 0
+		return nil
 	case strings.HasPrefix(script, "ctr -n k8s.io leases delete --sync"):
 		n.deleted = cmd[6:]
 		n.free += n.leftover
@@ -166,7 +175,7 @@ func (p *spaceProvider) Exec(_ context.Context, node string, stdin io.Reader, st
 		_, _ = io.Copy(io.Discard, stdin)
 		p.mu.Lock()
 		if n.fail {
-			n.free -= n.leftover
+			n.free -= n.leftover + n.garbage
 			return &provider.ExecError{Node: node, Cmd: cmd, ExitCode: 1, Stderr: "time=\"x\" level=warning msg=\"DEPRECATION\"\nctr: failed to ingest \"x/layer.tar\": failed to copy: write /var/lib/containerd/io.containerd.content.v1.content/ingest/1/data: no space left on device"}
 		}
 		return nil
@@ -199,17 +208,19 @@ func TestImagesOutOfSpaceLeavesTheNodeAsBefore(t *testing.T) {
 	cri := "cri " + now.Add(-time.Minute).Format(time.RFC3339) + " -\n"
 	imp := "imp " + now.Add(time.Second).Format(time.RFC3339) + " " + gcExpire + "x\n"
 	for _, tc := range []struct {
-		name     string
-		leases   string
-		leftover int64 // what containerd did not remove by itself
-		want     string
-		deleted  []string
+		name      string
+		leases    string
+		leftover  int64 // what containerd did not remove by itself
+		garbage   int64 // what it removes in the background
+		want      string
+		deleted   []string
+		collected bool
 	}{
-		{"containerd cleaned up", cri, 0, "containerd removed what the failed load wrote; the node is as before", nil},
-		{"containerd died mid-import", cri + imp, 150 << 20, "berth removed what the failed load wrote (containerd lease imp); the node is as before", []string{"imp"}},
+		{"containerd cleaned up", cri, 0, 150 << 20, "containerd removed what the failed load wrote; the node is as before", nil, true},
+		{"containerd died mid-import", cri + imp, 150 << 20, 0, "berth removed what the failed load wrote (containerd lease imp); the node is as before", []string{"imp"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			n := &spaceNode{free: 300 << 20, fail: true, leftover: tc.leftover, leases: "ID CREATED AT LABELS\n" + tc.leases}
+			n := &spaceNode{free: 300 << 20, fail: true, leftover: tc.leftover, garbage: tc.garbage, leases: "ID CREATED AT LABELS\n" + tc.leases}
 			p := &spaceProvider{
 				image: provider.ImageInfo{ID: "sha256:img", Size: 205_000_000, Layers: []string{"sha256:l1"}},
 				nodes: map[string]*spaceNode{"n1": n},
@@ -229,6 +240,9 @@ func TestImagesOutOfSpaceLeavesTheNodeAsBefore(t *testing.T) {
 			}
 			if !slices.Equal(n.deleted, tc.deleted) {
 				t.Errorf("deleted leases %v, want %v", n.deleted, tc.deleted)
+			}
+			if n.collected != tc.collected {
+				t.Errorf("a collection was asked for: %v, want %v", n.collected, tc.collected)
 			}
 		})
 	}
