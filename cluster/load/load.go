@@ -136,6 +136,15 @@ func importInto(ctx context.Context, p provider.Provider, nodes []string, archiv
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		var ok []string
+		for i, node := range nodes {
+			if errs[i] == nil {
+				ok = append(ok, node)
+			}
+		}
+		if len(ok) > 0 {
+			return fmt.Errorf("%w\n(loaded into %s)", err, strings.Join(ok, ", "))
+		}
 		return err
 	}
 	if copyErr != nil {

@@ -273,3 +273,18 @@ func TestArchiveOutOfSpace(t *testing.T) {
 		t.Errorf("error: %v", err)
 	}
 }
+
+func TestImagesSaysWhichNodesGotThem(t *testing.T) {
+	p := &spaceProvider{
+		image: provider.ImageInfo{ID: "sha256:img", Size: 205_000_000, Layers: []string{"sha256:l1"}},
+		nodes: map[string]*spaceNode{"cp": {free: 1 << 30}, "w": {free: 300 << 20, fail: true}},
+	}
+	_, err := Images(context.Background(), p, []string{"cp", "w"}, []string{"a:1"})
+	var ns *NoSpaceError
+	if !errors.As(err, &ns) || ns.Node != "w" {
+		t.Fatalf("err = %v, want a NoSpaceError for w", err)
+	}
+	if !strings.HasSuffix(err.Error(), "(loaded into cp)") {
+		t.Errorf("the error does not say which node has the images: %v", err)
+	}
+}
