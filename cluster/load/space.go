@@ -23,8 +23,9 @@ import (
 // refuses it before streaming anything. Above that the load is tried; when
 // it runs out of space anyway, containerd's transfer service deletes the
 // lease it imported under and its garbage collector removes the partial
-// content, ingests and snapshots (checked: the node's free space is back
-// to what it was), and the error says so.
+// content, ingests and snapshots; berth waits for that collection
+// (reclaim), so the node is as before when the error is shown, and the
+// error says so.
 
 // containerdRoot is where the node's containerd keeps content and
 // snapshots (on the node's /var volume).
