@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -795,8 +796,12 @@ func (h *harness) diskFull(ctx context.Context, runs int) result {
 			continue
 		}
 		ok, why := h.diskFullOnce(ctx, name)
-		_ = h.delete(ctx, name)
-		_, _ = docker(ctx, "volume", "rm", "-f", vol)
+		if err := h.delete(ctx, name); err != nil {
+			why += "; " + firstLine(err.Error())
+		}
+		if out, err := docker(ctx, "volume", "rm", "-f", vol); err != nil {
+			why += "; removing the tmpfs volume: " + out
+		}
 		r.leaked = append(r.leaked, h.leaks(ctx, name)...)
 		if ok {
 			r.passed++
@@ -815,8 +820,12 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 	// The largest local images, until one fails to fit.
 	images := []string{"registry.k8s.io/e2e-test-images/agnhost:2.55", "registry.k8s.io/e2e-test-images/sample-apiserver:1.29.2", "registry.k8s.io/e2e-test-images/kitten:1.8", "registry.k8s.io/e2e-test-images/nautilus:1.8"}
 	var loadErr string
+	var before, after int64
+	var imagesBefore []string
 	for _, img := range images {
-		out, err := h.run(ctx, "load", "image", img, "--name", name)
+		before, _ = availMB(ctx, node)
+		imagesBefore = nodeImages(ctx, node)
+		out, err := h.run(ctx, "load", "image", img, "--name", name, "-q")
 		if err != nil {
 			loadErr = firstLine(out)
 			break
@@ -825,8 +834,16 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 	if loadErr == "" {
 		return false, "every image fit; use a smaller -disk-size (df: " + lastLine(free) + ")"
 	}
-	clear := strings.Contains(strings.ToLower(loadErr), "no space") || strings.Contains(strings.ToLower(loadErr), "space")
-	out, err := h.run(ctx, "kubectl", "--", "--context=berth-"+name, "run", "after", "--image=docker.io/library/busybox:1.35-berth", "--image-pull-policy=Never", "--restart=Never", "--command", "--", "true")
+	clear := strings.Contains(strings.ToLower(loadErr), "space")
+	// The node must be left as it was: its free space back (within what
+	// its own components write meanwhile) and the same images.
+	after, _ = availMB(ctx, node)
+	imagesAfter := nodeImages(ctx, node)
+	if before-after > 16 || !slices.Equal(imagesAfter, imagesBefore) {
+		return false, fmt.Sprintf("load: %s; the failed load left data on the node: /var had %d MB free before, %d MB after; images before %v, after %v", loadErr, before, after, imagesBefore, imagesAfter)
+	}
+	// The helper image has sh but not every applet (no true).
+	out, err := h.run(ctx, "kubectl", "--", "--context=berth-"+name, "run", "after", "--image=docker.io/library/busybox:1.35-berth", "--image-pull-policy=Never", "--restart=Never", "--command", "--", "sh", "-c", "exit 0")
 	if err == nil {
 		out, err = h.run(ctx, "kubectl", "--", "--context=berth-"+name, "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/after", "--timeout=2m")
 	}
@@ -836,7 +853,22 @@ func (h *harness) diskFullOnce(ctx context.Context, name string) (bool, string) 
 	if !clear {
 		return false, "load failed without saying the disk is full: " + loadErr
 	}
-	return true, "load refused: " + loadErr
+	return true, fmt.Sprintf("load refused: %s; /var free %d MB before the load, %d MB after; a new pod ran", loadErr, before, after)
+}
+
+// nodeImages lists the images in a node's containerd (k8s.io namespace).
+func nodeImages(ctx context.Context, node string) []string {
+	out, _ := exec.CommandContext(ctx, "docker", "exec", node, "ctr", "-n", "k8s.io", "images", "ls", "-q").Output()
+	return strings.Fields(string(out))
+}
+
+// availMB returns the MB free on a node's /var.
+func availMB(ctx context.Context, node string) (int64, error) {
+	out, err := docker(ctx, "exec", node, "df", "-m", "--output=avail", "/var")
+	if err != nil {
+		return 0, fmt.Errorf("df in %s: %w: %s", node, err, out)
+	}
+	return strconv.ParseInt(strings.TrimSpace(lastLine(out)), 10, 64)
 }
 
 func lastLine(s string) string {

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,23 +36,31 @@ exit $rc`
 // Images exports images from the engine once and imports the stream into
 // every node in parallel. Nodes that already hold every image (same
 // digest) are skipped; loaded lists the nodes that received the images.
+// A node that certainly lacks the space for them is refused before
+// anything is streamed (NoSpaceError).
 func Images(ctx context.Context, p provider.Provider, nodes []string, images []string) (loaded []string, err error) {
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("no nodes to load into")
 	}
 	ids := map[string]string{}
+	infos := make([]provider.ImageInfo, 0, len(images))
 	for _, img := range images {
-		id, err := p.ImageID(ctx, img)
+		info, err := p.ImageInfo(ctx, img)
 		if err != nil {
 			return nil, err
 		}
-		if id == "" {
+		if info == nil {
 			return nil, fmt.Errorf("image %q is not in the local Docker engine: build or pull it first (docker images lists what is there)", img)
 		}
-		ids[img] = id
+		ids[img] = info.ID
+		infos = append(infos, *info)
 	}
 	targets, err := nodesLacking(ctx, p, nodes, ids)
 	if err != nil || len(targets) == 0 {
+		return nil, err
+	}
+	spaces, err := checkSpace(ctx, p, targets, images, infos)
+	if err != nil {
 		return nil, err
 	}
 	stream, err := p.SaveImages(ctx, images)
@@ -58,7 +68,7 @@ func Images(ctx context.Context, p provider.Provider, nodes []string, images []s
 		return nil, err
 	}
 	defer stream.Close()
-	return targets, Archive(ctx, p, targets, stream)
+	return targets, importInto(ctx, p, targets, stream, images, infos, spaces)
 }
 
 // hasImageScript exits 0 if containerd has the image's config blob (its
@@ -99,17 +109,27 @@ func nodesLacking(ctx context.Context, p provider.Provider, nodes []string, ids 
 }
 
 // Archive imports one image archive (docker save or OCI layout) into
-// every node in parallel. The archive is spooled once to a host
-// temporary file (the engine's archive endpoint needs each file's size
-// before its content), written into each node through that endpoint —
-// not an exec's stdin, which is ~10x slower for bulk data (see
-// provider/docker WriteFile) — and imported there from the file.
+// every node in parallel. What its images need is not known beforehand:
+// no space check.
 func Archive(ctx context.Context, p provider.Provider, nodes []string, archive io.Reader) error {
-	src, size, cleanup, err := sized(archive)
+	return importInto(ctx, p, nodes, archive, []string{"the archive"}, nil, make([]*nodeSpace, len(nodes)))
+}
+
+// importInto imports archive into every node's containerd at once. The
+// archive is spooled once to a host temporary file (the engine's archive
+// endpoint needs each file's size before its content), written into each
+// node through that endpoint — not an exec's stdin, which is ~10x slower
+// for bulk data (see provider/docker WriteFile) — and imported there from
+// the file. A node whose import fails is left as it was before (the
+// file removed, reclaim); its error says what happened there, and when it
+// ran out of space, how much it had and needed (a NoSpaceError).
+func importInto(ctx context.Context, p provider.Provider, nodes []string, archive io.Reader, names []string, infos []provider.ImageInfo, spaces []*nodeSpace) error {
+	started := time.Now()
+	src, size, cleanupSpool, err := sized(archive)
 	if err != nil {
 		return err
 	}
-	defer cleanup()
+	defer cleanupSpool()
 	name := fmt.Sprintf("berth-import-%d-%d.tar", os.Getpid(), time.Now().UnixNano())
 	path := importDir + "/" + name
 	errs := make([]error, len(nodes))
@@ -121,19 +141,47 @@ func Archive(ctx context.Context, p provider.Provider, nodes []string, archive i
 			if err := p.WriteFile(ctx, node, importDir, name, size, io.NewSectionReader(src, 0, size)); err != nil {
 				// A partly written file (a full disk) must not stay behind.
 				_ = p.Exec(context.WithoutCancel(ctx), node, nil, nil, "rm", "-f", path)
-				errs[i] = fmt.Errorf("loading into node %s: %w", node, err)
+				errs[i] = copyError(ctx, p, node, err, names, infos, spaces[i])
 				return
 			}
 			if err := p.Exec(ctx, node, nil, nil, "sh", "-c", importScript, "_", path); err != nil {
 				if ctx.Err() != nil {
 					_ = p.Exec(context.WithoutCancel(ctx), node, nil, nil, "rm", "-f", path)
 				}
-				errs[i] = fmt.Errorf("loading into node %s: %w", node, err)
+				errs[i] = importError(ctx, p, node, err, names, infos, spaces[i], started)
 			}
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		var ok []string
+		for i, node := range nodes {
+			if errs[i] == nil {
+				ok = append(ok, node)
+			}
+		}
+		if len(ok) > 0 {
+			return fmt.Errorf("%w\n(loaded into %s)", err, strings.Join(ok, ", "))
+		}
+		return err
+	}
+	return nil
+}
+
+// copyError explains a failed copy of the archive into a node (before
+// containerd saw any of it).
+func copyError(ctx context.Context, p provider.Provider, node string, err error, names []string, infos []provider.ImageInfo, before *nodeSpace) error {
+	if !strings.Contains(err.Error(), noSpace) {
+		return fmt.Errorf("loading into node %s: %w", node, err)
+	}
+	e := &NoSpaceError{Node: node, Images: names, Import: "copying the archive into the node: " + noSpace, Free: -1}
+	if s, err := readSpace(ctx, p, node); err == nil {
+		e.Free = s.free
+	}
+	if before != nil {
+		e.Need = lacking(infos, before.blobs)
+	}
+	return e
 }
 
 // sized returns the archive as something read at any offset, with its
@@ -158,3 +206,72 @@ func sized(archive io.Reader) (src io.ReaderAt, size int64, cleanup func(), err 
 	}
 	return spool, size, cleanup, nil
 }
+
+// importError explains a node's failed import, after making sure the
+// node holds nothing of it (before: its space before the load, nil if
+// unknown).
+func importError(ctx context.Context, p provider.Provider, node string, err error, names []string, infos []provider.ImageInfo, before *nodeSpace, started time.Time) error {
+	var c cleanup
+	if ctx.Err() == nil {
+		c = reclaim(ctx, p, node, started)
+	}
+	var ee *provider.ExecError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("loading into node %s: %w", node, err)
+	}
+	slog.Debug("import failed", "node", node, "stderr", ee.Stderr)
+	msg := ctrError(ee.Stderr)
+	if !strings.HasSuffix(msg, noSpace) {
+		if len(c.Deleted)+len(c.Kept) > 0 {
+			msg += "; " + c.String()
+		}
+		return fmt.Errorf("loading into node %s: %s", node, msg)
+	}
+	e := &NoSpaceError{Node: node, Images: names, Import: msg, Cleanup: c, Free: -1}
+	if s, err := readSpace(ctx, p, node); err == nil {
+		e.Free = s.free
+	}
+	if before != nil {
+		e.Need = lacking(infos, before.blobs)
+	}
+	return e
+}
+
+// ctrError keeps what ctr said about its failure: its last line that is
+// not a log message (containerd's deprecation warnings come first). Out
+// of space, only the step that failed is kept ("failed to extract
+// layer"), not the paths and digests.
+func ctrError(stderr string) string {
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		l := strings.TrimPrefix(strings.TrimSpace(lines[i]), "ctr: ")
+		if l == "" || strings.HasPrefix(l, "time=") {
+			continue
+		}
+		if strings.HasSuffix(l, noSpace) {
+			if cut := firstStep(l); cut > 0 {
+				l = strings.TrimSpace(l[:cut]) + ": " + noSpace
+			}
+		}
+		return "containerd: " + l
+	}
+	return "the import failed without a message"
+}
+
+// firstStep returns where the first clause of an error chain ends: the
+// first ':' or '(' outside double quotes, or -1.
+func firstStep(s string) int {
+	quoted := false
+	for i, r := range s {
+		switch {
+		case r == '"':
+			quoted = !quoted
+		case !quoted && (r == ':' || r == '('):
+			return i
+		}
+	}
+	return -1
+}
+
+// noSpace ends the error of a write to a full file system.
+const noSpace = "no space left on device"

@@ -69,7 +69,7 @@ func TestArchiveRemovesAPartlyWrittenFile(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "node b") || !strings.Contains(err.Error(), "no space") {
 		t.Fatalf("error %v, want node b's full disk", err)
 	}
-	if len(p.cmds["b"]) != 1 || !strings.HasPrefix(p.cmds["b"][0], "rm -f "+importDir+"/") {
+	if len(p.cmds["b"]) == 0 || !strings.HasPrefix(p.cmds["b"][0], "rm -f "+importDir+"/") {
 		t.Errorf("node b ran %q, want the partial file removed", p.cmds["b"])
 	}
 	if len(p.cmds["a"]) != 1 || !strings.Contains(p.cmds["a"][0], "images import") {

@@ -7,6 +7,7 @@ package provider
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -55,6 +56,30 @@ type NodeSpec struct {
 	// Devices are host device nodes passed into the container under the
 	// same path, readable and writable (vfio groups for SR-IOV).
 	Devices []string
+}
+
+// ImageInfo is what the engine says about one local image.
+type ImageInfo struct {
+	// ID is the digest of the image's configuration.
+	ID string
+	// Size is the size of its layers' files, unpacked, in bytes.
+	Size int64
+	// Layers are the digests of its uncompressed layers (diff IDs), base
+	// first.
+	Layers []string
+}
+
+// ExecError is a command in a node that ran and exited non-zero.
+type ExecError struct {
+	Node     string
+	Cmd      []string
+	ExitCode int
+	// Stderr is what the command wrote to its stderr, trimmed.
+	Stderr string
+}
+
+func (e *ExecError) Error() string {
+	return fmt.Sprintf("%v in node %s exited with %d: %s", e.Cmd, e.Node, e.ExitCode, e.Stderr)
 }
 
 // Node is a node container as the engine reports it.
@@ -164,6 +189,8 @@ type Provider interface {
 	SaveImages(ctx context.Context, images []string) (io.ReadCloser, error)
 	// ImageID returns an image's ID, or "" if the engine lacks it.
 	ImageID(ctx context.Context, image string) (string, error)
+	// ImageInfo describes an image; nil if the engine lacks it.
+	ImageInfo(ctx context.Context, image string) (*ImageInfo, error)
 	// ImageLabels returns an image's labels; ok is false if it is missing.
 	ImageLabels(ctx context.Context, image string) (labels map[string]string, ok bool, err error)
 	// ImportImage turns a root filesystem tar stream into an image.

@@ -95,7 +95,7 @@ func (p *Provider) Exec(ctx context.Context, node string, stdin io.Reader, stdou
 	// The command's own failure explains a broken input stream better
 	// than the stream error does.
 	if inspect.ExitCode != 0 {
-		return fmt.Errorf("%v in node %s exited with %d: %s", cmd, node, inspect.ExitCode, bytes.TrimSpace(stderr.Bytes()))
+		return &provider.ExecError{Node: node, Cmd: cmd, ExitCode: inspect.ExitCode, Stderr: string(bytes.TrimSpace(stderr.Bytes()))}
 	}
 	if inErr != nil {
 		return fmt.Errorf("streaming input to node %s: %w", node, inErr)
@@ -148,6 +148,19 @@ func (p *Provider) ImageID(ctx context.Context, ref string) (string, error) {
 		return "", fmt.Errorf("inspecting image %s: %w", ref, err)
 	}
 	return info.ID, nil
+}
+
+// ImageInfo returns an image's ID, size and layers, or nil if Docker does
+// not have it.
+func (p *Provider) ImageInfo(ctx context.Context, ref string) (*provider.ImageInfo, error) {
+	info, err := p.api.ImageInspect(ctx, ref)
+	if client.IsErrNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inspecting image %s: %w", ref, err)
+	}
+	return &provider.ImageInfo{ID: info.ID, Size: info.Size, Layers: info.RootFS.Layers}, nil
 }
 
 // ImageLabels returns an image's labels.
