@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Times `berth load image` of a ~100 MB image into a 3-node cluster
 # (1 control plane, 2 workers): RUNS distinct images (fresh content each,
-# so nothing is skipped), median printed.
+# so nothing is skipped), median printed. BERTH=path times another berth
+# binary (e.g. an older build, to compare within one sitting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
 RUNS=${RUNS:-3}
-go build -o bin/berth ./cmd/berth
-bin/berth build node-image -q
+if [ -z "${BERTH:-}" ]; then
+  go build -o bin/berth ./cmd/berth
+  BERTH=bin/berth
+fi
+$BERTH build node-image -q
 name=bench-load
-trap 'bin/berth delete cluster --name $name -q >/dev/null 2>&1 || true' EXIT
-bin/berth create cluster --name $name --workers 2 -q >/dev/null
+trap '$BERTH delete cluster --name $name -q >/dev/null 2>&1 || true' EXIT
+$BERTH create cluster --name $name --workers 2 -q >/dev/null
 work=$(mktemp -d)
 times=()
 for i in $(seq 1 "$RUNS"); do
@@ -18,7 +22,7 @@ for i in $(seq 1 "$RUNS"); do
   tar -C "$work" -cf "$work/rootfs.tar" blob
   docker import "$work/rootfs.tar" "berth-bench/big:$i" >/dev/null
   start=$(date +%s.%N)
-  bin/berth load image "berth-bench/big:$i" --name $name -q
+  $BERTH load image "berth-bench/big:$i" --name $name -q
   end=$(date +%s.%N)
   times+=("$(echo "$end - $start" | bc)")
   docker rmi -f "berth-bench/big:$i" >/dev/null
