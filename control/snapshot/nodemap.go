@@ -29,23 +29,39 @@ func ParseNodeMap(pairs []string) (NodeMap, error) {
 	return m, nil
 }
 
-// nodeOwned are the key prefixes of objects that belong to the nodes
-// themselves: each kubelet registers its Node, renews its Lease and
-// writes its CSINode, and the leader-election Leases of the control
-// plane name the running components. A restore into another cluster
+// runningOwned are the key prefixes of objects a restore into another
+// cluster takes from the running cluster, not from the snapshot: it
 // leaves the running cluster's keys under them as they are and does not
-// bring the snapshot's: those would name nodes and processes that are
-// not there. MetalLB's berth pool is the cluster network's upper half:
-// the new cluster's is on its own network.
-var nodeOwned = []string{
+// bring the snapshot's.
+//
+// The nodes' own objects: each kubelet registers its Node, renews its
+// Lease and writes its CSINode, and the leader-election Leases of the
+// control plane name the running components; the snapshot's would name
+// nodes and processes that are not there. MetalLB's berth pool is the
+// cluster network's upper half: the new cluster's is on its own network.
+//
+// The addresses of Services: EndpointSlices (and the Endpoints they
+// mirror) list pod and node addresses of the cluster the snapshot was
+// taken of. On the new cluster's nodes those addresses belong to other
+// pods (each node's IPAM hands out its range again, from the start, to
+// the pods the new cluster ran before the restore and the snapshot's
+// pods after it): kube-proxy would send a Service's traffic to whichever
+// pod has the address now (seen: an app's NodePort answered by CoreDNS's
+// health port) until the EndpointSlice controller rewrites the slice.
+// The running cluster's are its own (the kubernetes Service's names its
+// API servers); the controller writes the restored Services' from their
+// pods once the kubelets report where they run.
+var runningOwned = []string{
 	"/registry/minions/",
 	"/registry/leases/",
 	"/registry/csinodes/",
 	"/registry/metallb.io/ipaddresspools/metallb-system/berth",
+	"/registry/endpointslices/",
+	"/registry/services/endpoints/",
 }
 
-func isNodeOwned(key []byte) bool {
-	for _, p := range nodeOwned {
+func isRunningOwned(key []byte) bool {
+	for _, p := range runningOwned {
 		if bytes.HasPrefix(key, []byte(p)) {
 			return true
 		}
@@ -66,19 +82,20 @@ var codec = protobuf.NewSerializer(scheme.Scheme, scheme.Scheme)
 
 // Map turns a snapshot's keys (want) into the keys to restore into a
 // cluster whose nodes are named by m, given the running cluster's keys
-// (have): the snapshot's node-owned keys are dropped and the running
-// cluster's kept as they are; Pods are bound to the mapped node
-// (spec.nodeName) and PersistentVolumes pinned to a node (local-path's
-// node affinity) pin the mapped one. Objects are decoded and encoded
-// with the API's own serializer. With an empty m, want is returned as it
-// is.
+// (have): the snapshot's keys under runningOwned are dropped and the
+// running cluster's kept as they are; Pods are bound to the mapped node
+// (spec.nodeName), and those not finished start afresh there (their
+// status as a freshly bound pod's); PersistentVolumes pinned to a node
+// (local-path's node affinity) pin the mapped one. Objects are decoded
+// and encoded with the API's own serializer. With an empty m, want is
+// returned as it is.
 func Map(want, have []*mvccpb.KeyValue, m NodeMap) ([]*mvccpb.KeyValue, error) {
 	if len(m) == 0 {
 		return want, nil
 	}
 	out := make([]*mvccpb.KeyValue, 0, len(want))
 	for _, kv := range want {
-		if isNodeOwned(kv.Key) {
+		if isRunningOwned(kv.Key) {
 			continue
 		}
 		mapped, err := mapValue(kv, m)
@@ -88,7 +105,7 @@ func Map(want, have []*mvccpb.KeyValue, m NodeMap) ([]*mvccpb.KeyValue, error) {
 		out = append(out, mapped)
 	}
 	for _, kv := range have {
-		if isNodeOwned(kv.Key) {
+		if isRunningOwned(kv.Key) {
 			out = append(out, kv)
 		}
 	}
@@ -115,6 +132,9 @@ func mapValue(kv *mvccpb.KeyValue, m NodeMap) (*mvccpb.KeyValue, error) {
 		if to, ok := m[o.Spec.NodeName]; ok {
 			o.Spec.NodeName = to
 			changed = true
+			if o.Status.Phase != corev1.PodSucceeded && o.Status.Phase != corev1.PodFailed {
+				o.Status = boundStatus(o.Status)
+			}
 		}
 		// A DaemonSet's pod is pinned to its node by affinity
 		// (matchFields metadata.name): the kubelet refuses a pod whose
@@ -173,3 +193,20 @@ func mapTerms(terms []corev1.NodeSelectorTerm, m NodeMap) bool {
 // was made for (set on PVCs by the scheduler, copied by some
 // provisioners onto the PV).
 const selectedNodeAnnotation = "volume.kubernetes.io/selected-node"
+
+// boundStatus is the status of a pod the scheduler has just bound, kept
+// from a restored pod's status: the pod is new to its node, which starts
+// it afresh. The restored status described the pod in the cluster the
+// snapshot was taken of: its addresses (status.podIPs, which the
+// EndpointSlice controller publishes while the pod is Ready, and which
+// the new node gives to other pods), its node's address, its readiness
+// and its containers' states and restart counts.
+func boundStatus(old corev1.PodStatus) corev1.PodStatus {
+	s := corev1.PodStatus{Phase: corev1.PodPending, QOSClass: old.QOSClass}
+	for _, c := range old.Conditions {
+		if c.Type == corev1.PodScheduled {
+			s.Conditions = append(s.Conditions, c)
+		}
+	}
+	return s
+}
