@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func encode(t *testing.T, obj runtime.Object) []byte {
@@ -153,10 +154,67 @@ func TestMap(t *testing.T) {
 		t.Errorf("Map changed its input")
 	}
 
-	// Without a mapping nothing changes.
-	same, err := Map(want, have, nil)
-	if err != nil || len(same) != len(want) {
-		t.Errorf("Map without a mapping: %d keys, %v", len(same), err)
+}
+
+// A restore into the same cluster: pods it still runs (same UID) keep
+// the snapshot's value, pods it lost start afresh, finished ones keep
+// their status; the Service addresses are the running cluster's; the
+// nodes' own keys are the snapshot's as before.
+func TestMapSameCluster(t *testing.T) {
+	running := func(name string, uid types.UID, phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: uid},
+			Spec:       corev1.PodSpec{NodeName: "a-worker", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			Status:     corev1.PodStatus{Phase: phase, PodIP: "10.244.1.7", PodIPs: []corev1.PodIP{{IP: "10.244.1.7"}}},
+		}
+	}
+	keptValue := encode(t, running("kept", "u1", corev1.PodRunning))
+	want := []*mvccpb.KeyValue{
+		{Key: []byte("/registry/endpointslices/default/hello-abcde"), Value: []byte("old slice")},
+		{Key: []byte("/registry/minions/a-worker"), Value: []byte("old node")},
+		{Key: []byte("/registry/pods/default/done"), Value: encode(t, running("done", "u4", corev1.PodSucceeded))},
+		{Key: []byte("/registry/pods/default/kept"), Value: keptValue},
+		{Key: []byte("/registry/pods/default/lost"), Value: encode(t, running("lost", "u2", corev1.PodRunning))},
+		{Key: []byte("/registry/pods/default/replaced"), Value: encode(t, running("replaced", "u3", corev1.PodRunning))},
+	}
+	have := []*mvccpb.KeyValue{
+		{Key: []byte("/registry/endpointslices/default/hello-fghij"), Value: []byte("new slice")},
+		{Key: []byte("/registry/minions/a-worker"), Value: []byte("new node")},
+		{Key: []byte("/registry/pods/default/kept"), Value: keptValue},
+		{Key: []byte("/registry/pods/default/replaced"), Value: encode(t, running("replaced", "u9", corev1.PodRunning))},
+	}
+	got, err := Map(want, have, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string][]byte{}
+	for _, kv := range got {
+		byKey[string(kv.Key)] = kv.Value
+	}
+	if _, ok := byKey["/registry/endpointslices/default/hello-abcde"]; ok || string(byKey["/registry/endpointslices/default/hello-fghij"]) != "new slice" {
+		t.Errorf("slices: %q", byKey)
+	}
+	if string(byKey["/registry/minions/a-worker"]) != "old node" {
+		t.Errorf("a restore into the same cluster changed the node-owned keys: %q", byKey["/registry/minions/a-worker"])
+	}
+	if !bytes.Equal(byKey["/registry/pods/default/kept"], keptValue) {
+		t.Errorf("a pod the cluster still runs was changed")
+	}
+	status := func(key string) corev1.PodStatus {
+		obj, _, err := codec.Decode(byKey[key], nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj.(*corev1.Pod).Status
+	}
+	for _, key := range []string{"/registry/pods/default/lost", "/registry/pods/default/replaced"} {
+		if st := status(key); st.Phase != corev1.PodPending || st.PodIP != "" || len(st.PodIPs) != 0 {
+			t.Errorf("%s: status %+v, want a freshly bound pod's", key, st)
+		}
+	}
+	if st := status("/registry/pods/default/done"); st.Phase != corev1.PodSucceeded || st.PodIP != "10.244.1.7" {
+		t.Errorf("finished pod: status %+v", st)
 	}
 }
 
