@@ -148,7 +148,8 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 	etcdDB := path.Join(stagingDir, "etcd.db")
 	volumeTar := path.Join(stagingDir, "volumes.tar")
 
-	// 1. Copy everything into the nodes; nothing changes yet.
+	// 1. Copy everything into the nodes, and load the images they lack;
+	// nothing changes yet.
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return stage(gctx, p, cp, filepath.Join(dir, etcdFile), etcdDB) })
 	tops := make(map[string][]string, len(m.Nodes))
@@ -162,6 +163,13 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 		g.Go(func() error { return stage(gctx, p, nodes.name(n.Name), archive, volumeTar) })
 	}
 	if err := g.Wait(); err != nil {
+		return err
+	}
+	// Images the snapshot's nodes had and these lack, before any kubelet
+	// sees the pods that run them: a kubelet that finds a pod's image
+	// missing (ErrImageNeverPull) retries only after a back-off, which
+	// the restore would wait out.
+	if err := reloadImages(ctx, p, m, nodes, report); err != nil {
 		return err
 	}
 
@@ -215,12 +223,7 @@ func apply(ctx context.Context, p provider.Provider, t *target, dir string, m *M
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-
-	// 5. Images the snapshot's nodes had and these lack.
-	return reloadImages(ctx, p, m, nodes, report)
+	return g.Wait()
 }
 
 // holdAPIServers holds the API server, controller manager and scheduler

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"archive/tar"
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,7 +174,7 @@ func TestExportImport(t *testing.T) {
 	}
 	archive := filepath.Join(t.TempDir(), "golden.tar")
 	f, _ := os.Create(archive)
-	if err := src.Export("golden", f); err != nil {
+	if err := src.Export(context.Background(), "golden", f, ExportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	f.Close()
@@ -181,11 +182,12 @@ func TestExportImport(t *testing.T) {
 	dst := Store{Dir: filepath.Join(t.TempDir(), "b")}
 	for _, as := range []string{"", "copy"} {
 		f, _ := os.Open(archive)
-		m, err := dst.Import(f, as)
+		res, err := dst.Import(context.Background(), f, as, ImportOptions{})
 		f.Close()
 		if err != nil {
 			t.Fatalf("import as %q: %v", as, err)
 		}
+		m := res.Manifest
 		want := as
 		if want == "" {
 			want = "golden"
@@ -199,7 +201,7 @@ func TestExportImport(t *testing.T) {
 		}
 	}
 	f, _ = os.Open(archive)
-	if _, err := dst.Import(f, ""); err == nil {
+	if _, err := dst.Import(context.Background(), f, "", ImportOptions{}); err == nil {
 		t.Error("an import over an existing snapshot succeeded")
 	}
 	f.Close()
@@ -214,7 +216,7 @@ func TestExportImport(t *testing.T) {
 	ef.Close()
 	ef, _ = os.Open(evil)
 	defer ef.Close()
-	if _, err := dst.Import(ef, ""); err == nil {
+	if _, err := dst.Import(context.Background(), ef, "", ImportOptions{}); err == nil {
 		t.Error("an archive with ../ was imported")
 	}
 	if _, err := os.Stat(filepath.Join(dst.Dir, "..", "escape")); err == nil {

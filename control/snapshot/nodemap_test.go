@@ -3,11 +3,13 @@ package snapshot
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 func encode(t *testing.T, obj runtime.Object) []byte {
@@ -33,6 +35,20 @@ func TestMap(t *testing.T) {
 			}}}}},
 		},
 	}
+	// As the snapshot had it: running, ready, at an address of the old node.
+	ready := metav1.NewTime(time.Date(2026, 11, 30, 20, 0, 0, 0, time.UTC))
+	pod.Status = corev1.PodStatus{
+		Phase: corev1.PodRunning, QOSClass: corev1.PodQOSBestEffort,
+		PodIP: "10.244.1.3", PodIPs: []corev1.PodIP{{IP: "10.244.1.3"}}, HostIP: "172.30.5.3", HostIPs: []corev1.HostIP{{IP: "172.30.5.3"}},
+		Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: ready},
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: ready},
+		},
+		ContainerStatuses: []corev1.ContainerStatus{{Name: "c", Ready: true, RestartCount: 2}},
+	}
+	done := pod.DeepCopy()
+	done.Name, done.UID, done.Spec.Affinity = "done", "u2", nil
+	done.Status.Phase = corev1.PodSucceeded
 	unscheduled := &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
 		ObjectMeta: metav1.ObjectMeta{Name: "pending", Namespace: "default"},
@@ -53,16 +69,22 @@ func TestMap(t *testing.T) {
 		{Key: []byte("/registry/csinodes/golden-worker"), Value: []byte("old csinode")},
 		{Key: []byte("/registry/leases/kube-node-lease/golden-worker"), Value: []byte("old lease")},
 		{Key: []byte("/registry/metallb.io/ipaddresspools/metallb-system/berth"), Value: []byte("old pool")},
+		{Key: []byte("/registry/endpointslices/default/hello-abcde"), Value: []byte("old slice")},
+		{Key: []byte("/registry/endpointslices/default/kubernetes"), Value: []byte("old api slice")},
 		{Key: []byte("/registry/minions/golden-worker"), Value: encode(t, node)},
 		{Key: []byte("/registry/persistentvolumes/pvc-1"), Value: encode(t, pv)},
+		{Key: []byte("/registry/pods/default/done"), Value: encode(t, done)},
 		{Key: []byte("/registry/pods/default/hello"), Value: podValue},
 		{Key: []byte("/registry/pods/default/pending"), Value: pendingValue},
+		{Key: []byte("/registry/services/endpoints/default/hello"), Value: []byte("old endpoints")},
 	}
 	have := []*mvccpb.KeyValue{
 		{Key: []byte("/registry/minions/copy-worker"), Value: []byte("new node")},
 		{Key: []byte("/registry/leases/kube-system/kube-scheduler"), Value: []byte("new lease")},
 		{Key: []byte("/registry/metallb.io/ipaddresspools/metallb-system/berth"), Value: []byte("new pool")},
 		{Key: []byte("/registry/pods/kube-system/coredns-new"), Value: []byte("new pod")},
+		{Key: []byte("/registry/endpointslices/default/kubernetes"), Value: []byte("new api slice")},
+		{Key: []byte("/registry/services/endpoints/default/kubernetes"), Value: []byte("new api endpoints")},
 	}
 	m := NodeMap{"golden-worker": "copy-worker", "golden-worker2": "copy-worker2"}
 	got, err := Map(want, have, m)
@@ -73,7 +95,8 @@ func TestMap(t *testing.T) {
 	for _, kv := range got {
 		byKey[string(kv.Key)] = kv.Value
 	}
-	for _, k := range []string{"/registry/csinodes/golden-worker", "/registry/leases/kube-node-lease/golden-worker", "/registry/minions/golden-worker", "/registry/pods/kube-system/coredns-new"} {
+	for _, k := range []string{"/registry/csinodes/golden-worker", "/registry/leases/kube-node-lease/golden-worker", "/registry/minions/golden-worker", "/registry/pods/kube-system/coredns-new",
+		"/registry/endpointslices/default/hello-abcde", "/registry/services/endpoints/default/hello"} {
 		if _, ok := byKey[k]; ok {
 			t.Errorf("%s is restored; want it left out", k)
 		}
@@ -81,6 +104,9 @@ func TestMap(t *testing.T) {
 	if string(byKey["/registry/minions/copy-worker"]) != "new node" || string(byKey["/registry/leases/kube-system/kube-scheduler"]) != "new lease" ||
 		string(byKey["/registry/metallb.io/ipaddresspools/metallb-system/berth"]) != "new pool" {
 		t.Errorf("the running cluster's node-owned keys are not kept: %q", byKey)
+	}
+	if string(byKey["/registry/endpointslices/default/kubernetes"]) != "new api slice" || string(byKey["/registry/services/endpoints/default/kubernetes"]) != "new api endpoints" {
+		t.Errorf("the running cluster's Service addresses are not kept: %q", byKey)
 	}
 	if string(byKey["/registry/configmaps/default/x"]) != "k8s\x00opaque" {
 		t.Errorf("an object naming no node changed")
@@ -100,6 +126,20 @@ func TestMap(t *testing.T) {
 	if gotPod.Spec.NodeName != "copy-worker" || gotPod.UID != "u1" || gotPod.Labels["app"] != "hello" || gotPod.Spec.Containers[0].Image != "busybox" {
 		t.Errorf("mapped pod: %+v", gotPod)
 	}
+	// The pod starts afresh on its new node: none of the old node's
+	// addresses, readiness or container states.
+	if st := gotPod.Status; st.Phase != corev1.PodPending || st.PodIP != "" || len(st.PodIPs) != 0 || st.HostIP != "" || len(st.HostIPs) != 0 ||
+		len(st.ContainerStatuses) != 0 || st.QOSClass != corev1.PodQOSBestEffort || len(st.Conditions) != 1 || st.Conditions[0].Type != corev1.PodScheduled {
+		t.Errorf("mapped pod's status: %+v", st)
+	}
+	// A finished pod keeps its status: its node would run it again.
+	obj, _, err = codec.Decode(byKey["/registry/pods/default/done"], nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gotDone := obj.(*corev1.Pod); gotDone.Spec.NodeName != "copy-worker" || gotDone.Status.Phase != corev1.PodSucceeded || gotDone.Status.PodIP != "10.244.1.3" {
+		t.Errorf("mapped finished pod: node %s, status %+v", gotDone.Spec.NodeName, gotDone.Status)
+	}
 	obj, _, err = codec.Decode(byKey["/registry/persistentvolumes/pvc-1"], nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -110,14 +150,71 @@ func TestMap(t *testing.T) {
 		t.Errorf("mapped PV: affinity %v, annotations %v", values, gotPV.Annotations)
 	}
 	// The original is untouched (it may be the rollback's too).
-	if !bytes.Equal(want[6].Value, podValue) {
+	if !bytes.Equal(want[9].Value, podValue) {
 		t.Errorf("Map changed its input")
 	}
 
-	// Without a mapping nothing changes.
-	same, err := Map(want, have, nil)
-	if err != nil || len(same) != len(want) {
-		t.Errorf("Map without a mapping: %d keys, %v", len(same), err)
+}
+
+// A restore into the same cluster: pods it still runs (same UID) keep
+// the snapshot's value, pods it lost start afresh, finished ones keep
+// their status; the Service addresses are the running cluster's; the
+// nodes' own keys are the snapshot's as before.
+func TestMapSameCluster(t *testing.T) {
+	running := func(name string, uid types.UID, phase corev1.PodPhase) *corev1.Pod {
+		return &corev1.Pod{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: uid},
+			Spec:       corev1.PodSpec{NodeName: "a-worker", Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+			Status:     corev1.PodStatus{Phase: phase, PodIP: "10.244.1.7", PodIPs: []corev1.PodIP{{IP: "10.244.1.7"}}},
+		}
+	}
+	keptValue := encode(t, running("kept", "u1", corev1.PodRunning))
+	want := []*mvccpb.KeyValue{
+		{Key: []byte("/registry/endpointslices/default/hello-abcde"), Value: []byte("old slice")},
+		{Key: []byte("/registry/minions/a-worker"), Value: []byte("old node")},
+		{Key: []byte("/registry/pods/default/done"), Value: encode(t, running("done", "u4", corev1.PodSucceeded))},
+		{Key: []byte("/registry/pods/default/kept"), Value: keptValue},
+		{Key: []byte("/registry/pods/default/lost"), Value: encode(t, running("lost", "u2", corev1.PodRunning))},
+		{Key: []byte("/registry/pods/default/replaced"), Value: encode(t, running("replaced", "u3", corev1.PodRunning))},
+	}
+	have := []*mvccpb.KeyValue{
+		{Key: []byte("/registry/endpointslices/default/hello-fghij"), Value: []byte("new slice")},
+		{Key: []byte("/registry/minions/a-worker"), Value: []byte("new node")},
+		{Key: []byte("/registry/pods/default/kept"), Value: keptValue},
+		{Key: []byte("/registry/pods/default/replaced"), Value: encode(t, running("replaced", "u9", corev1.PodRunning))},
+	}
+	got, err := Map(want, have, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[string][]byte{}
+	for _, kv := range got {
+		byKey[string(kv.Key)] = kv.Value
+	}
+	if _, ok := byKey["/registry/endpointslices/default/hello-abcde"]; ok || string(byKey["/registry/endpointslices/default/hello-fghij"]) != "new slice" {
+		t.Errorf("slices: %q", byKey)
+	}
+	if string(byKey["/registry/minions/a-worker"]) != "old node" {
+		t.Errorf("a restore into the same cluster changed the node-owned keys: %q", byKey["/registry/minions/a-worker"])
+	}
+	if !bytes.Equal(byKey["/registry/pods/default/kept"], keptValue) {
+		t.Errorf("a pod the cluster still runs was changed")
+	}
+	status := func(key string) corev1.PodStatus {
+		obj, _, err := codec.Decode(byKey[key], nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj.(*corev1.Pod).Status
+	}
+	for _, key := range []string{"/registry/pods/default/lost", "/registry/pods/default/replaced"} {
+		if st := status(key); st.Phase != corev1.PodPending || st.PodIP != "" || len(st.PodIPs) != 0 {
+			t.Errorf("%s: status %+v, want a freshly bound pod's", key, st)
+		}
+	}
+	if st := status("/registry/pods/default/done"); st.Phase != corev1.PodSucceeded || st.PodIP != "10.244.1.7" {
+		t.Errorf("finished pod: status %+v", st)
 	}
 }
 

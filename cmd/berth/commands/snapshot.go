@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/cluster/progress"
+	"github.com/berth-dev/berth/cluster/provider"
 	"github.com/berth-dev/berth/cluster/snapshot"
 )
 
@@ -34,27 +35,47 @@ files are readable by you alone.`,
 }
 
 func newSnapshotExportCommand(g *Globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "export NAME FILE.tar",
-		Short:   "Write a snapshot to a tar archive (- for stdout), for another machine",
-		Example: "  berth snapshot export golden golden.tar",
+	var images bool
+	cmd := &cobra.Command{
+		Use:   "export NAME FILE.tar",
+		Short: "Write a snapshot to a tar archive (- for stdout), for another machine",
+		Long: `Write a snapshot to a tar archive (- for stdout), for berth snapshot import
+on another machine.
+
+With --images the archive also holds the images loaded into the
+snapshot's nodes (berth load image), one docker-archive each, taken from
+the host's Docker or, if Docker lacks one, from the containerd of a node
+of the snapshot's cluster that has it: for a machine without them. import
+loads them into that machine's Docker, where a restore finds them.`,
+		Example: "  berth snapshot export golden golden.tar\n  berth snapshot export golden golden.tar --images",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			store, err := snapshot.DefaultStore()
 			if err != nil {
 				return err
 			}
+			var o snapshot.ExportOptions
+			if images {
+				p, err := g.Provider(ctx)
+				if err != nil {
+					return err
+				}
+				o.SaveImage = snapshot.SaveImageFrom(p)
+			}
 			if args[1] == "-" {
-				return store.Export(args[0], g.Out)
+				return store.Export(ctx, args[0], g.Out, o)
 			}
 			// Written next to its destination and moved into place: no
-			// half-written archive under the final name.
-			tmp, err := os.CreateTemp(filepath.Dir(args[1]), ".berth-snapshot-")
+			// half-written archive under the final name. The images wait
+			// there too, one at a time.
+			o.TempDir = filepath.Dir(args[1])
+			tmp, err := os.CreateTemp(o.TempDir, ".berth-snapshot-")
 			if err != nil {
 				return err
 			}
 			defer os.Remove(tmp.Name())
-			if err := store.Export(args[0], tmp); err != nil {
+			if err := store.Export(ctx, args[0], tmp, o); err != nil {
 				tmp.Close()
 				return err
 			}
@@ -65,21 +86,30 @@ func newSnapshotExportCommand(g *Globals) *cobra.Command {
 				return err
 			}
 			if !g.Quiet {
-				fmt.Fprintf(g.ErrOut, "Exported snapshot %s to %s (it holds the cluster's keys and Secrets: keep it private)\n", args[0], args[1])
+				what := ""
+				if images {
+					what = " with its images"
+				}
+				fmt.Fprintf(g.ErrOut, "Exported snapshot %s%s to %s (it holds the cluster's keys and Secrets: keep it private)\n", args[0], what, args[1])
 			}
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&images, "images", false, "also write the images loaded into the snapshot's nodes (for a machine without them)")
+	return cmd
 }
 
 func newSnapshotImportCommand(g *Globals) *cobra.Command {
 	var as string
 	cmd := &cobra.Command{
-		Use:     "import FILE.tar",
-		Short:   "Add a snapshot from an archive written by snapshot export (- for stdin)",
+		Use:   "import FILE.tar",
+		Short: "Add a snapshot from an archive written by snapshot export (- for stdin)",
+		Long: `Add a snapshot from an archive written by berth snapshot export (- for
+stdin). Images in the archive (export --images) are loaded into Docker.`,
 		Example: "  berth snapshot import golden.tar\n  berth snapshot import golden.tar --as golden-2",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			store, err := snapshot.DefaultStore()
 			if err != nil {
 				return err
@@ -93,12 +123,26 @@ func newSnapshotImportCommand(g *Globals) *cobra.Command {
 				defer f.Close()
 				r = f
 			}
-			m, err := store.Import(r, as)
+			// Docker is only needed by an archive with images.
+			var p provider.Provider
+			load := func(ctx context.Context, archive io.Reader) error {
+				if p == nil {
+					if p, err = g.Provider(ctx); err != nil {
+						return err
+					}
+				}
+				return p.LoadImage(ctx, archive)
+			}
+			res, err := store.Import(ctx, r, as, snapshot.ImportOptions{LoadImage: load})
 			if err != nil {
 				return fmt.Errorf("importing %s: %w", args[0], err)
 			}
 			if !g.Quiet {
+				m := res.Manifest
 				fmt.Fprintf(g.ErrOut, "Imported snapshot %s (cluster %s, Kubernetes %s, %d node(s))\n", m.Name, m.Cluster, m.KubernetesVersion, len(m.Nodes))
+				for _, img := range res.Images {
+					fmt.Fprintf(g.ErrOut, "Loaded image %s into Docker\n", img.Name)
+				}
 			}
 			return nil
 		},

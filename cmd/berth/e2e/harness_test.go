@@ -37,7 +37,15 @@ var (
 	// berth/node:<version> (so a branch can be tested without retagging
 	// the shared default).
 	nodeImage = os.Getenv("E2E_NODE_IMAGE")
+	// clusterPrefix is E2E_CLUSTER_PREFIX: prepended to the names of the
+	// clusters the tests that use clusterName create (so that several
+	// people can run them on one machine).
+	clusterPrefix = os.Getenv("E2E_CLUSTER_PREFIX")
 )
+
+// clusterName is the name of a test's cluster: base behind
+// E2E_CLUSTER_PREFIX.
+func clusterName(base string) string { return clusterPrefix + base }
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))

@@ -113,6 +113,13 @@ func int32p(v int32) *int32 { return &v }
 // Service and returns the node port.
 func deployHello(t *testing.T, client kubernetes.Interface, ns string, replicas int32) int32 {
 	t.Helper()
+	return deployHelloImage(t, client, ns, replicas, helloRef)
+}
+
+// deployHelloImage is deployHello with the hello image under another
+// reference.
+func deployHelloImage(t *testing.T, client kubernetes.Interface, ns string, replicas int32, image string) int32 {
+	t.Helper()
 	ctx := context.Background()
 	labels := map[string]string{"app": "hello"}
 	dep := &appsv1.Deployment{
@@ -124,7 +131,7 @@ func deployHello(t *testing.T, client kubernetes.Interface, ns string, replicas 
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name:            "hello",
-					Image:           helloRef,
+					Image:           image,
 					ImagePullPolicy: corev1.PullNever,
 					Ports:           []corev1.ContainerPort{{ContainerPort: 8080}},
 					ReadinessProbe: &corev1.Probe{

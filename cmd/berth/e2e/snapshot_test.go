@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -32,7 +33,7 @@ import (
 // and the Service answers. A restore interrupted with SIGINT leaves the
 // cluster as it was, and working.
 func TestSnapshot(t *testing.T) {
-	const name = "snap-e2e"
+	name := clusterName("snap-e2e")
 	t.Setenv("BERTH_SNAPSHOT_DIR", t.TempDir())
 	client := createCluster(t, name, "--config", "testdata/three-nodes.yaml")
 	ctx := context.Background()
@@ -173,26 +174,25 @@ func TestSnapshot(t *testing.T) {
 
 // TestFromSnapshot is issue 17's golden cluster: a cluster is set up
 // once (a Deployment behind a NodePort, a loaded image, a ConfigMap, a
-// PVC with data) and saved; a second cluster made from the snapshot
-// while the first still runs serves the same Deployment on its own
-// nodes, with the ConfigMap and the volume's data, every pod bound to
-// its own nodes and only its own nodes registered; the first keeps
-// serving; deleting the copy leaves nothing.
+// PVC with data) and saved; the snapshot goes through export --images
+// and import while Docker lacks its image; a second cluster made from
+// the snapshot while the first still runs serves the same Deployment on
+// its own nodes (from the moment it is created: never another pod on
+// the NodePort), with the ConfigMap and the volume's data, every pod
+// bound to its own nodes and only its own nodes registered; the first
+// keeps serving; deleting the copy leaves nothing.
 func TestFromSnapshot(t *testing.T) {
-	// Opt-in until the flake below is understood: on main (with every
-	// other branch merged) 2 of 2 runs had a copy node's NodePort answered
-	// by CoreDNS's health port ("404 page not found") for 90 s although the
-	// EndpointSlices named the app's pods (3 of 3 passed on the branch).
-	if os.Getenv("E2E_FROM_SNAPSHOT") != "1" {
-		t.Skip("set E2E_FROM_SNAPSHOT=1: create --from-snapshot's serving check is flaky (docs/commands.md)")
-	}
-	const first, name = "fs-golden", "fs-copy"
+	first, name := clusterName("fs-golden"), clusterName("fs-copy")
 	t.Setenv("BERTH_SNAPSHOT_DIR", t.TempDir())
 	client := createCluster(t, first, "--config", "testdata/three-nodes.yaml")
 	ctx := context.Background()
-	helloImage(t, helloRef)
-	mustBerth(t, "load", "image", helloRef, "--name", first)
-	port := deployHello(t, client, "default", 2)
+	// The test's own image, under a reference no other test uses: it is
+	// removed from Docker and loaded again from the snapshot's archive.
+	image := fmt.Sprintf("berth-e2e/hello-snapshot:%d", time.Now().UnixNano())
+	helloImage(t, image)
+	t.Cleanup(func() { _ = provider(t).RemoveImage(context.Background(), image) })
+	mustBerth(t, "load", "image", image, "--name", first)
+	port := deployHelloImage(t, client, "default", 2, image)
 	if _, err := client.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: "fixtures"},
 		Data:       map[string]string{"answer": "42"},
@@ -200,16 +200,24 @@ func TestFromSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	volumeKeeper(t, client)
+	logPodNetwork(t, first)
 	mustBerth(t, "snapshot", "save", "golden", "--name", first)
 	saved, err := client.AppsV1().Deployments("default").Get(ctx, "hello", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	exportImportImages(t, first, image)
 
 	t.Cleanup(func() { _, _ = berth(t, "delete", "cluster", "--name", name) })
 	started := time.Now()
 	mustBerth(t, withNodeImage([]string{"create", "cluster", "--from-snapshot", "golden", "--name", name, "--wait", "5m"})...)
 	t.Logf("create --from-snapshot took %s", time.Since(started).Round(10*time.Millisecond))
+	// At once: while the copy's kubelets start the snapshot's pods, the
+	// NodePort is refused or answered by the app, never by another pod
+	// (the restored pods' addresses were the first cluster's, which the
+	// copy's nodes give to other pods).
+	logPodNetwork(t, name)
+	serves(t, name, port)
 	copyClient := clientFor(t, "berth-"+name)
 
 	cm, err := copyClient.CoreV1().ConfigMaps("default").Get(ctx, "fixtures", metav1.GetOptions{})
@@ -271,6 +279,7 @@ func TestFromSnapshot(t *testing.T) {
 	if pods, nodes := speakers(copyClient); wantPods == 0 || pods != wantPods || nodes != wantPods {
 		t.Errorf("%d MetalLB speaker pods on %d nodes in the copy, want one on each of %d as in the first cluster", pods, nodes, wantPods)
 	}
+	logPodNetwork(t, name)
 	serves(t, name, port)
 	pods, err := copyClient.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=keeper"})
 	if err != nil || len(pods.Items) != 1 {
@@ -303,6 +312,82 @@ func TestFromSnapshot(t *testing.T) {
 
 	mustBerth(t, "delete", "cluster", "--name", name)
 	assertNothingLeft(t, name)
+}
+
+// exportImportImages moves snapshot golden of cluster through export
+// --images and import as to a machine without its image: an archive
+// written while Docker has the image (taken from Docker) and one written
+// while it does not (taken from a node of cluster) each bring it back
+// into Docker on import. It leaves golden imported from the first
+// archive and the image in Docker only because that import loaded it.
+func exportImportImages(t *testing.T, cluster, image string) {
+	t.Helper()
+	ctx := context.Background()
+	p := provider(t)
+	dir := t.TempDir()
+	fromDocker, fromNode := dir+"/docker.tar", dir+"/node.tar"
+	full := "docker.io/" + image
+	mustBerth(t, "snapshot", "export", "golden", fromDocker, "--images")
+	if src := archivedImageSource(t, fromDocker, full); src != "docker" {
+		t.Errorf("export --images with the image in Docker took it from %q", src)
+	}
+	removed := func() {
+		t.Helper()
+		if err := p.RemoveImage(ctx, image); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := p.ImageID(ctx, image); err != nil || id != "" {
+			t.Fatalf("%s still in Docker (%q, %v)", image, id, err)
+		}
+	}
+	removed()
+	mustBerth(t, "snapshot", "export", "golden", fromNode, "--images")
+	if src := archivedImageSource(t, fromNode, full); !strings.HasPrefix(src, cluster+"-") {
+		t.Errorf("export --images without the image in Docker took it from %q, want a node of %s", src, cluster)
+	}
+	for _, archive := range []string{fromNode, fromDocker} {
+		mustBerth(t, "snapshot", "delete", "golden")
+		if _, err := berth(t, "snapshot", "import", archive); err != nil {
+			t.Fatal(err)
+		}
+		if id, err := p.ImageID(ctx, image); err != nil || id == "" {
+			t.Fatalf("after importing %s, Docker lacks %s (%v)", archive, image, err)
+		}
+		if archive == fromNode {
+			removed()
+		}
+	}
+}
+
+// archivedImageSource reads where an archive written with --images took
+// image from (its images/index.json).
+func archivedImageSource(t *testing.T, archive, image string) string {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s has no images/index.json: %v", archive, err)
+		}
+		if h.Name != "golden/images/index.json" {
+			continue
+		}
+		var index []struct{ Name, Source string }
+		if err := json.NewDecoder(tr).Decode(&index); err != nil {
+			t.Fatal(err)
+		}
+		for _, img := range index {
+			if img.Name == image {
+				return img.Source
+			}
+		}
+		t.Fatalf("%s does not hold %s: %+v", archive, image, index)
+	}
 }
 
 // volumeKeeper runs a Deployment with a PVC on the default class whose
@@ -351,14 +436,19 @@ func volumeKeeper(t *testing.T, client kubernetes.Interface) string {
 	return pods.Items[0].Name
 }
 
-// serves checks that the hello NodePort answers on every node.
+// serves checks that the hello NodePort answers on every node. Each try
+// is a new connection (a kept-alive one would stay with whichever pod it
+// first reached, and hide whether the node forwards right now). Until
+// the app answers, a refused or unanswered connection is retried; an
+// answer from anything else fails at once: the node forwarded the
+// NodePort to another pod.
 func serves(t *testing.T, cluster string, port int32) {
 	t.Helper()
 	var rows []struct{ Name, IP string }
 	if err := json.Unmarshal([]byte(mustBerth(t, "get", "nodes", "--name", cluster, "-o", "json")), &rows); err != nil {
 		t.Fatal(err)
 	}
-	client := &http.Client{Timeout: 3 * time.Second}
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	for _, r := range rows {
 		url := fmt.Sprintf("http://%s:%d/", r.IP, port)
 		var last error
@@ -374,13 +464,47 @@ func serves(t *testing.T, cluster string, port int32) {
 				last = nil
 				break
 			}
-			last = fmt.Errorf("answered %q", body)
+			last = fmt.Errorf("answered %q (%s): another pod's port", body, resp.Status)
+			break
 		}
 		if last != nil {
 			// What the cluster thinks, for the failure's reader.
 			out, _ := berth(t, "kubectl", "--context", "berth-"+cluster, "--", "get", "pods,endpointslices", "-A", "-o", "wide")
 			nft, _ := exec.Command("docker", "exec", r.Name, "nft", "list", "ruleset").CombinedOutput()
-			t.Fatalf("NodePort %s on %s: %v\n%s\nnftables of %s:\n%s", url, r.Name, last, out, r.Name, nft)
+			var sandboxes strings.Builder
+			for _, n := range rows {
+				ips, _ := exec.Command("docker", "exec", n.Name, "sh", "-c", sandboxIPsScript).CombinedOutput()
+				fmt.Fprintf(&sandboxes, "%s:\n%s", n.Name, ips)
+			}
+			t.Fatalf("NodePort %s on %s: %v\n%s\nsandboxes (ip namespace name uid):\n%s\nnftables of %s:\n%s", url, r.Name, last, out, &sandboxes, r.Name, nft)
 		}
 	}
 }
+
+// logPodNetwork logs, for a failure's reader, the pods' addresses as the
+// API has them and as each node's IPAM handed them out.
+func logPodNetwork(t *testing.T, cluster string) {
+	t.Helper()
+	var rows []struct{ Name string }
+	if err := json.Unmarshal([]byte(mustBerth(t, "get", "nodes", "--name", cluster, "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, n := range rows {
+		ips, _ := exec.Command("docker", "exec", n.Name, "sh", "-c", sandboxIPsScript).CombinedOutput()
+		fmt.Fprintf(&b, "%s:\n%s", n.Name, ips)
+	}
+	out, _ := berth(t, "kubectl", "--context", "berth-"+cluster, "--", "get", "pods,endpointslices", "-A", "-o", "wide")
+	t.Logf("pods and slices of %s:\n%s\nIPAM (ip namespace name uid):\n%s", cluster, out, &b)
+}
+
+// sandboxIPsScript lists the addresses host-local IPAM handed out on a
+// node, each with the pod whose sandbox holds it (containerd's labels):
+// "ip namespace name uid".
+const sandboxIPsScript = `for f in /var/lib/cni/networks/*/*.*.*.*; do
+  id=$(head -n1 "$f")
+  echo "${f##*/} $(ctr -n k8s.io containers info "$id" 2>/dev/null | grep -E '"io.kubernetes.pod.(namespace|name|uid)"' | sed 's/.*: "\(.*\)".*/\1/' | tr '\n' ' ')"
+done
+for ns in $(ip netns list | cut -d' ' -f1); do
+  echo "netns $ns: $(ip -n "$ns" -4 -o addr show | awk '$2 != "lo" {print $4}' | tr '\n' ' ')"
+done`

@@ -183,11 +183,14 @@ func lockFile(path string) (unlock func(), err error) {
 // restore made stale. A kubelet remembers the UIDs of the pods it has
 // finished and does not run them again, and a restore brings back pods it
 // killed since the snapshot (same UIDs) — left in their restored, stale
-// status. kube-proxy kept forwarding a NodePort to an old pod address
-// that another pod had been given since (seen in the e2e: CoreDNS
-// answered 404 on the app's NodePort) although the EndpointSlices were
-// right by then.
+// status. kube-proxy then programs the node from a fresh list of the
+// restored Services and EndpointSlices.
 // Killing them leaves the pods' containers running.
+//
+// (A copy's NodePort answered by CoreDNS, once blamed on kube-proxy
+// here, came from the restored pods' and EndpointSlices' addresses,
+// which the copy's nodes give to other pods: snapshot.Map no longer
+// restores them into another cluster.)
 func restartNode() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
