@@ -513,7 +513,7 @@ const IdleMemoryLimitEnv = "BERTH_IDLE_MEMLIMIT_HEADROOM"
 // 1+2 cluster it held ~35 MiB less (RssAnon ~178 against ~214 MiB) for
 // ~0.2 s more CPU a minute (docs/performance.md, 2026-11-30).
 var idleMemoryLimitHeadroom = map[string]int{
-	"kube-apiserver": 25,
+	"kube-apiserver": 10,
 }
 
 // GoRuntimeEnv returns the Go runtime environment for component name.
