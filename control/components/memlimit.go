@@ -44,14 +44,20 @@ const (
 type memSample struct {
 	held  uint64  // memory the runtime holds and has not returned (total − released)
 	live  uint64  // live heap after the last collection
-	gcCPU float64 // cumulative CPU seconds spent collecting
+	gcCPU float64 // cumulative CPU seconds spent collecting (idle marking not counted)
 }
 
+// The collector's CPU is its assists, dedicated mark workers and pauses;
+// not /cpu/classes/gc/total, which also counts mark workers run on
+// otherwise idle processors — free on an idle machine, and enough to look
+// "busy" there.
 var memMetrics = []string{
 	"/memory/classes/total:bytes",
 	"/memory/classes/heap/released:bytes",
 	"/gc/heap/live:bytes",
-	"/cpu/classes/gc/total:cpu-seconds",
+	"/cpu/classes/gc/mark/assist:cpu-seconds",
+	"/cpu/classes/gc/mark/dedicated:cpu-seconds",
+	"/cpu/classes/gc/pause:cpu-seconds",
 }
 
 func readMemSample() memSample {
@@ -67,8 +73,10 @@ func readMemSample() memSample {
 		return 0
 	}
 	var gc float64
-	if s[3].Value.Kind() == metrics.KindFloat64 {
-		gc = s[3].Value.Float64()
+	for _, v := range s[3:] {
+		if v.Value.Kind() == metrics.KindFloat64 {
+			gc += v.Value.Float64()
+		}
 	}
 	return memSample{held: u(0) - u(1), live: u(2), gcCPU: gc}
 }

@@ -2,6 +2,7 @@ package components
 
 import (
 	"math"
+	"runtime"
 	"testing"
 )
 
@@ -55,5 +56,13 @@ func TestLimiterLiftsWhenBusyAndRearmsWhenQuiet(t *testing.T) {
 	// collector is not busy yet.
 	if limit, _, change := check(0, 170*mib); !change || limit != math.MaxInt64 {
 		t.Fatalf("live heap near the limit: limit %d, change %v; want lifted", limit, change)
+	}
+}
+
+func TestReadMemSample(t *testing.T) {
+	runtime.GC() // the live heap is the last collection's
+	s := readMemSample()
+	if s.held == 0 || s.live == 0 {
+		t.Errorf("readMemSample() = %+v: a metric is missing", s)
 	}
 }
