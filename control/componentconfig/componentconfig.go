@@ -509,9 +509,11 @@ var idleGOGC = map[string]int{
 const IdleMemoryLimitEnv = "BERTH_IDLE_MEMLIMIT_HEADROOM"
 
 // idleMemoryLimitHeadroom is, per component, the headroom of its idle
-// memory limit. Only the API server, the one large heap: measured on a
-// 1+2 cluster it held ~35 MiB less (RssAnon ~178 against ~214 MiB) for
-// ~0.2 s more CPU a minute (docs/performance.md, 2026-11-30).
+// memory limit. Only the API server, the one large heap: on 1+2 clusters
+// without MetalLB (where the add-on apply fix changes nothing) it held
+// 171–173 MiB against 178–185, for ~0.1 s more CPU a minute
+// (docs/performance.md, 2026-11-30). 25 % left the limit above what it
+// holds anyway.
 var idleMemoryLimitHeadroom = map[string]int{
 	"kube-apiserver": 10,
 }
