@@ -92,6 +92,9 @@ func tuneGC() {
 		// pages start-up touched stay resident until returned. One
 		// collection that returns them, once, off the critical path.
 		debug.FreeOSMemory()
+		if h, err := strconv.Atoi(os.Getenv(componentconfig.IdleMemoryLimitEnv)); err == nil && h > 0 {
+			runIdleLimit(h)
+		}
 	}()
 }
 
