@@ -29,7 +29,7 @@ import (
 
 // recipeVersion changes whenever the way the image is assembled changes
 // in a way the hashed inputs do not show.
-const recipeVersion = "7"
+const recipeVersion = "8"
 
 // Store is what the build needs from the container engine.
 type Store interface {
@@ -257,7 +257,7 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 		return nil, err
 	}
 	next("assembling pod images (pause, CoreDNS, storage, MetalLB)")
-	images, err := podImages(rootfs, pauseBin, bins, opts.Release)
+	images, err := podImages(opts.CacheDir, rootfs, pauseBin, bins, opts.Release)
 	if err != nil {
 		return nil, err
 	}
