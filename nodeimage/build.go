@@ -124,6 +124,7 @@ func FindSourceDir() (string, error) {
 func Recipe(sourceDir string, r versions.Release) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "recipe %s\nsuite %s\npackages %s\npruned %s\n", recipeVersion, versions.DebianSuite, strings.Join(Packages, ","), strings.Join(pruned, ","))
+	fmt.Fprintf(h, "left out %s; %s\n", strings.Join(leftOutPackages, ","), strings.Join(leftOutFiles, ","))
 	fmt.Fprintf(h, "release %+v\n", r)
 	for _, t := range toolsFor(r) {
 		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)

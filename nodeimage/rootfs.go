@@ -180,8 +180,22 @@ var emptyDirs = []string{"etc/kubernetes/pki", "etc/cni/net.d", "etc/berth", "et
 // binaries, symlinks and pod images, written the same way every time.
 func (l *layout) tree() (*layer.Layer, error) {
 	t := layer.New()
-	if err := t.AddTree(l.rootfs, "", skipInRootfs); err != nil {
+	var extra []string
+	if runc := l.bins["runc"]; runc != "" {
+		extra = append(extra, runc)
+	}
+	gone, status, err := leftOut(l.rootfs, extra)
+	if err != nil {
+		return nil, fmt.Errorf("choosing what the image leaves out: %w", err)
+	}
+	skip := func(rel string) bool {
+		return skipInRootfs(rel) || gone[rel] || rel == statusFile
+	}
+	if err := t.AddTree(l.rootfs, "", skip); err != nil {
 		return nil, fmt.Errorf("packing root filesystem: %w", err)
+	}
+	if status != nil {
+		t.AddFile(statusFile, 0o644, status)
 	}
 	for _, d := range emptyDirs {
 		t.AddDir(d, 0o755)
@@ -207,6 +221,9 @@ func (l *layout) tree() (*layer.Layer, error) {
 	}
 	return t, nil
 }
+
+// statusFile is dpkg's database of installed packages.
+const statusFile = "var/lib/dpkg/status"
 
 // skipContents are directories kept empty in the image: the engine mounts
 // its own there.
