@@ -40,9 +40,11 @@ var leftOutPackages = []string{
 
 // leftOutFiles are paths of the base (globs) the image does not carry:
 // dpkg's per-package file lists and checksums (`dpkg -l` reads only the
-// status file, which the image keeps without the left-out packages), and
-// the time zone links tzdata's scripts made.
-var leftOutFiles = []string{"var/lib/dpkg/info/*", "etc/localtime", "etc/timezone"}
+// status file, which the image keeps without the left-out packages), the
+// time zone links tzdata's scripts made, debconf's answers (debconf is
+// left out), and iproute2's ARP daemon, the only program linking
+// Berkeley DB (1.8 MB).
+var leftOutFiles = []string{"var/lib/dpkg/info/*", "etc/localtime", "etc/timezone", "var/cache/debconf/*", "usr/sbin/arpd"}
 
 // dlopened are shared libraries nothing links but something loads at
 // run time, kept even when no program's ELF header names them: glibc's
