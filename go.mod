@@ -25,6 +25,7 @@ require (
 )
 
 require (
+	github.com/klauspost/compress v1.18.0
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	golang.org/x/mod v0.43.0

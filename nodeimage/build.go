@@ -31,7 +31,7 @@ import (
 
 // recipeVersion changes whenever the way the image is assembled changes
 // in a way the hashed inputs do not show.
-const recipeVersion = "7"
+const recipeVersion = "8"
 
 // Store is what the build needs from the container engine.
 type Store interface {
@@ -126,6 +126,7 @@ func FindSourceDir() (string, error) {
 func Recipe(sourceDir string, r versions.Release) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "recipe %s\nsuite %s\npackages %s\npruned %s\n", recipeVersion, versions.DebianSuite, strings.Join(Packages, ","), strings.Join(pruned, ","))
+	fmt.Fprintf(h, "left out %s; %s\n", strings.Join(leftOutPackages, ","), strings.Join(leftOutFiles, ","))
 	fmt.Fprintf(h, "release %+v\n", r)
 	for _, t := range toolsFor(r) {
 		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)
@@ -309,7 +310,7 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 		return nil, err
 	}
 	next("assembling pod images (pause, CoreDNS, storage, MetalLB)")
-	images, err := podImages(rootfs, pauseBin, bins, opts.Release)
+	images, err := podImages(opts.CacheDir, rootfs, pauseBin, bins, opts.Release)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -278,14 +279,14 @@ func metallbImages(bin []byte) []ociarchive.Image {
 }
 
 // metallbArchive writes the OCI archive of MetalLB's images from the
-// binary at path.
-func metallbArchive(path string) ([]byte, error) {
+// binary at path, its layer made by newLayer (nil: gzip).
+func metallbArchive(path string, newLayer func(io.WriterTo) (*ociarchive.Layer, error)) ([]byte, error) {
 	bin, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	var buf bytes.Buffer
-	if err := ociarchive.WriteImages(&buf, metallbImages(bin)...); err != nil {
+	if err := ociarchive.WriteArchive(&buf, ociarchive.Options{Layer: newLayer}, metallbImages(bin)...); err != nil {
 		return nil, fmt.Errorf("building MetalLB's images: %w", err)
 	}
 	return buf.Bytes(), nil

@@ -66,7 +66,7 @@ func TestEditMetalLBModule(t *testing.T) {
 func TestMetalLBImagesShareTheirLayer(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "metallb")
 	os.WriteFile(bin, bytes.Repeat([]byte("metallb"), 1000), 0o755)
-	data, err := metallbArchive(bin)
+	data, err := metallbArchive(bin, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

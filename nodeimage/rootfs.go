@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/berth-dev/berth/nodeimage/layer"
 	"github.com/berth-dev/berth/nodeimage/nodeconfig"
@@ -51,8 +55,10 @@ func baseRootfs(ctx context.Context, cacheDir, mirror string, log *slog.Logger) 
 // provisioner's setup and teardown scripts run.
 var busyboxApplets = []string{"sh", "mkdir", "rm", "rmdir", "ls", "cat", "echo", "chmod", "chown", "test", "[", "sleep", "du", "find"}
 
-// podImages builds the OCI archives of the images pods run.
-func podImages(rootfs, pauseBin string, bins map[string]string, r versions.Release) (map[string][]byte, error) {
+// podImages builds the OCI archives of the images pods run, their layers
+// zstd-compressed and cached in cacheDir (layerCache), the archives in
+// parallel.
+func podImages(cacheDir, rootfs, pauseBin string, bins map[string]string, r versions.Release) (map[string][]byte, error) {
 	read := func(path string) ([]byte, error) { return os.ReadFile(path) }
 	pause, err := read(pauseBin)
 	if err != nil {
@@ -84,20 +90,73 @@ func podImages(rootfs, pauseBin string, bins map[string]string, r versions.Relea
 		{"local-path-provisioner.tar", ociarchive.Image{Name: versions.StorageImage, Env: path, Entrypoint: []string{"/usr/bin/local-path-provisioner"}, Files: []ociarchive.File{{Path: "usr/bin/local-path-provisioner", Mode: 0o755, Data: storage}}}},
 		{"busybox.tar", ociarchive.Image{Name: versions.HelperImage, Env: path, Cmd: []string{"sh"}, Files: helper}},
 	}
-	out := map[string][]byte{}
+	cache := layerCache{dir: filepath.Join(cacheDir, "layers")}
+	if err := os.MkdirAll(cache.dir, 0o755); err != nil {
+		return nil, err
+	}
+	opts := ociarchive.Options{Layer: cache.layer}
+	var (
+		mu   sync.Mutex
+		out  = map[string][]byte{}
+		errs []error
+		wg   sync.WaitGroup
+	)
+	build := func(file string, write func() ([]byte, error)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			data, err := write()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			out[file] = data
+		}()
+	}
 	for _, i := range images {
-		var buf bytes.Buffer
-		if err := ociarchive.Write(&buf, i.img); err != nil {
-			return nil, fmt.Errorf("building image %s: %w", i.img.Name, err)
-		}
-		out[i.file] = buf.Bytes()
+		build(i.file, func() ([]byte, error) {
+			var buf bytes.Buffer
+			if err := ociarchive.WriteArchive(&buf, opts, i.img); err != nil {
+				return nil, fmt.Errorf("building image %s: %w", i.img.Name, err)
+			}
+			return buf.Bytes(), nil
+		})
 	}
 	if path := bins[metallbBin]; path != "" {
-		if out[MetalLBArchive], err = metallbArchive(path); err != nil {
-			return nil, err
-		}
+		build(MetalLBArchive, func() ([]byte, error) { return metallbArchive(path, cache.layer) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// layerCache keeps the pod images' zstd layers by their diff ID: zstd's
+// best level takes about a minute for CoreDNS's binary on two busy
+// cores, and the binaries change only with their pinned versions.
+type layerCache struct{ dir string }
+
+func (c layerCache) layer(src io.WriterTo) (*ociarchive.Layer, error) {
+	var raw bytes.Buffer
+	if _, err := src.WriteTo(&raw); err != nil {
+		return nil, err
+	}
+	diffID := digest.FromBytes(raw.Bytes())
+	path := filepath.Join(c.dir, diffID.Encoded()+".tar.zst")
+	if data, err := os.ReadFile(path); err == nil {
+		return ociarchive.ZstdLayer(diffID, data), nil
+	}
+	l, err := ociarchive.NewZstdLayer(bytes.NewReader(raw.Bytes()))
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path+".tmp", l.Blob(), 0o644); err == nil {
+		_ = os.Rename(path+".tmp", path)
+	}
+	return l, nil
 }
 
 // layout is the node image's file system: the Debian base plus berth's
@@ -121,8 +180,22 @@ var emptyDirs = []string{"etc/kubernetes/pki", "etc/cni/net.d", "etc/berth", "et
 // binaries, symlinks and pod images, written the same way every time.
 func (l *layout) tree() (*layer.Layer, error) {
 	t := layer.New()
-	if err := t.AddTree(l.rootfs, "", skipInRootfs); err != nil {
+	var extra []string
+	if runc := l.bins["runc"]; runc != "" {
+		extra = append(extra, runc)
+	}
+	gone, status, err := leftOut(l.rootfs, extra)
+	if err != nil {
+		return nil, fmt.Errorf("choosing what the image leaves out: %w", err)
+	}
+	skip := func(rel string) bool {
+		return skipInRootfs(rel) || gone[rel] || rel == statusFile
+	}
+	if err := t.AddTree(l.rootfs, "", skip); err != nil {
 		return nil, fmt.Errorf("packing root filesystem: %w", err)
+	}
+	if status != nil {
+		t.AddFile(statusFile, 0o644, status)
 	}
 	for _, d := range emptyDirs {
 		t.AddDir(d, 0o755)
@@ -148,6 +221,9 @@ func (l *layout) tree() (*layer.Layer, error) {
 	}
 	return t, nil
 }
+
+// statusFile is dpkg's database of installed packages.
+const statusFile = "var/lib/dpkg/status"
 
 // skipContents are directories kept empty in the image: the engine mounts
 // its own there.

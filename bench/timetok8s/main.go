@@ -104,9 +104,16 @@ func run(berth string, runs, workers int, idle time.Duration) error {
 // false, to measure what an add-on costs).
 var configFile = flag.String("config", "", "cluster configuration file passed to create --config")
 
+// clusterName and nodeImage let runs beside other clusters (or of another
+// node image) use their own.
+var (
+	clusterName = flag.String("name", "bench", "cluster name")
+	nodeImage   = flag.String("image", "", "node image passed to create --image (default: the release's)")
+)
+
 func once(ctx context.Context, berth string, workers int, idle time.Duration, kubeconfig string) (sample, error) {
 	s := sample{}
-	name := "bench"
+	name := *clusterName
 	cpu0 := busyCPU()
 	procs0 := processCPU()
 	start := time.Now()
@@ -116,6 +123,9 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 	}
 	if *configFile != "" {
 		args = append(args, "--config", *configFile)
+	}
+	if *nodeImage != "" {
+		args = append(args, "--image", *nodeImage)
 	}
 	create := exec.Command(berth, args...)
 	if out, err := create.CombinedOutput(); err != nil {
@@ -315,7 +325,11 @@ func parseMiB(s string) float64 {
 }
 
 func imageSize() (float64, error) {
-	out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Size}}", versions.Default().NodeImage()).Output()
+	ref := *nodeImage
+	if ref == "" {
+		ref = versions.Default().NodeImage()
+	}
+	out, err := exec.Command("docker", "image", "inspect", "-f", "{{.Size}}", ref).Output()
 	if err != nil {
 		return 0, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -69,11 +70,19 @@ func (a archive) image(t *testing.T, i int) (v1.Manifest, v1.Image) {
 func layerFiles(t *testing.T, blob []byte, mediaType string) map[string]*tar.Header {
 	t.Helper()
 	var r io.Reader = bytes.NewReader(blob)
-	if mediaType == v1.MediaTypeImageLayerGzip {
+	switch mediaType {
+	case v1.MediaTypeImageLayerGzip:
 		zr, err := gzip.NewReader(r)
 		if err != nil {
 			t.Fatal(err)
 		}
+		r = zr
+	case v1.MediaTypeImageLayerZstd:
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer zr.Close()
 		r = zr
 	}
 	return layertest.Headers(t, r)
@@ -131,6 +140,36 @@ func TestWriteProducesConsistentLayout(t *testing.T) {
 		t.Errorf("diff IDs %v do not match the uncompressed layer", c.RootFS.DiffIDs)
 	}
 	if !bytes.Equal(write(t, Options{}, pause), write(t, Options{}, pause)) {
+		t.Error("the same image written twice differs: archives are not reproducible")
+	}
+}
+
+// With Options.Layer NewZstdLayer, the Files layer is zstd-compressed,
+// its diff ID still the uncompressed stream's, and reproducible.
+func TestZstdLayers(t *testing.T) {
+	opts := Options{Layer: NewZstdLayer}
+	a := readArchive(t, write(t, opts, pause))
+	m, c := a.image(t, 0)
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != v1.MediaTypeImageLayerZstd {
+		t.Fatalf("layers = %+v", m.Layers)
+	}
+	blob := a.blob(t, m.Layers[0].Digest)
+	if h := layerFiles(t, blob, m.Layers[0].MediaType)["pause"]; h == nil || h.Mode != 0o755 {
+		t.Errorf("layer entry pause = %+v", h)
+	}
+	zr, _ := zstd.NewReader(bytes.NewReader(blob))
+	raw, _ := io.ReadAll(zr)
+	zr.Close()
+	if len(c.RootFS.DiffIDs) != 1 || c.RootFS.DiffIDs[0] != digest.FromBytes(raw) {
+		t.Errorf("diff IDs %v do not match the uncompressed layer", c.RootFS.DiffIDs)
+	}
+	// The configuration (and so the image ID) does not depend on the
+	// compression.
+	_, gz := readArchive(t, write(t, Options{}, pause)).image(t, 0)
+	if gz.RootFS.DiffIDs[0] != c.RootFS.DiffIDs[0] {
+		t.Errorf("diff ID %s with zstd, %s with gzip", c.RootFS.DiffIDs[0], gz.RootFS.DiffIDs[0])
+	}
+	if !bytes.Equal(write(t, opts, pause), write(t, opts, pause)) {
 		t.Error("the same image written twice differs: archives are not reproducible")
 	}
 }
