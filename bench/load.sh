@@ -2,7 +2,8 @@
 # Times `berth load image` of a ~100 MB image into a 3-node cluster
 # (1 control plane, 2 workers): RUNS distinct images (fresh content each,
 # so nothing is skipped), median printed. BERTH=path times another berth
-# binary (e.g. an older build, to compare within one sitting).
+# binary (e.g. an older build, to compare within one sitting). CPU=1 also
+# prints, for each run, where the machine's CPU time went (bench/cpuof).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
@@ -12,6 +13,11 @@ if [ -z "${BERTH:-}" ]; then
   BERTH=bin/berth
 fi
 $BERTH build node-image -q
+cpuof=()
+if [ -n "${CPU:-}" ]; then
+  go build -o bin/cpuof ./bench/cpuof
+  cpuof=(bin/cpuof --)
+fi
 name=bench-load
 trap '$BERTH delete cluster --name $name -q >/dev/null 2>&1 || true' EXIT
 $BERTH create cluster --name $name --workers 2 -q >/dev/null
@@ -22,7 +28,7 @@ for i in $(seq 1 "$RUNS"); do
   tar -C "$work" -cf "$work/rootfs.tar" blob
   docker import "$work/rootfs.tar" "berth-bench/big:$i" >/dev/null
   start=$(date +%s.%N)
-  $BERTH load image "berth-bench/big:$i" --name $name -q
+  "${cpuof[@]}" $BERTH load image "berth-bench/big:$i" --name $name -q
   end=$(date +%s.%N)
   times+=("$(echo "$end - $start" | bc)")
   docker rmi -f "berth-bench/big:$i" >/dev/null

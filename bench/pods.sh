@@ -4,12 +4,19 @@
 # every node, so nothing is pulled), from `kubectl create` until `rollout
 # status` reports every replica available. RUNS runs (default 3), each a
 # new Deployment once the previous one's pods are gone; median printed.
+# CPU=1 also prints, for each run, where the machine's CPU time went
+# (bench/cpuof: each node component, containerd, shims, pods, Docker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
 RUNS=${RUNS:-3}
 PODS=${PODS:-100}
 go build -o bin/berth ./cmd/berth
+cpuof=()
+if [ -n "${CPU:-}" ]; then
+  go build -o bin/cpuof ./bench/cpuof
+  cpuof=(bin/cpuof --)
+fi
 bin/berth build node-image -q
 name=bench-pods
 trap 'bin/berth delete cluster --name $name -q >/dev/null 2>&1 || true' EXIT
@@ -18,8 +25,8 @@ k() { bin/berth kubectl --context "berth-$name" -- "$@"; }
 times=()
 for i in $(seq 1 "$RUNS"); do
   start=$(date +%s.%N)
-  k create deployment "pods$i" --image=registry.k8s.io/pause:3.10.2 --replicas="$PODS" >/dev/null
-  k rollout status "deployment/pods$i" --timeout=5m >/dev/null
+  "${cpuof[@]}" sh -c 'set -e; b=$1; shift; $b kubectl --context "$1" -- create deployment "$2" --image=registry.k8s.io/pause:3.10.2 --replicas="$3" >/dev/null
+    $b kubectl --context "$1" -- rollout status "deployment/$2" --timeout=5m >/dev/null' _ bin/berth "berth-$name" "pods$i" "$PODS"
   end=$(date +%s.%N)
   times+=("$(echo "$end - $start" | bc)")
   k delete deployment "pods$i" --wait=true >/dev/null

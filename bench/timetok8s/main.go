@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -34,11 +33,15 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/berth-dev/berth/bench/internal/proccpu"
 	"github.com/berth-dev/berth/cluster/provider/docker"
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
 const helloRef = "berth-bench/hello:1"
+
+// cpuPrefix marks a sample's per-process CPU seconds.
+const cpuPrefix = "cpu: "
 
 func main() {
 	runs := flag.Int("runs", 3, "number of runs (medians are printed)")
@@ -93,7 +96,15 @@ func run(berth string, runs, workers int, idle time.Duration) error {
 		}
 		fmt.Printf("  %-30s %8.2f%s   (runs: %s)\n", ph, median(vals), unit, join(vals))
 	}
-	printCPU(samples)
+	groups := map[string][]float64{}
+	for _, s := range samples {
+		for k, v := range s {
+			if g, ok := strings.CutPrefix(k, cpuPrefix); ok {
+				groups[g] = append(groups[g], v)
+			}
+		}
+	}
+	proccpu.Print(os.Stdout, "  CPU seconds during create, by process (create → DNS answering; medians):", groups)
 	if size, err := imageSize(); err == nil {
 		fmt.Printf("  %-30s %8.0f MB\n", "node image (unpacked)", size/1e6)
 	}
@@ -114,8 +125,8 @@ var (
 func once(ctx context.Context, berth string, workers int, idle time.Duration, kubeconfig string) (sample, error) {
 	s := sample{}
 	name := *clusterName
-	cpu0 := busyCPU()
-	procs0 := processCPU()
+	cpu0 := proccpu.Busy()
+	procs0 := proccpu.Take()
 	start := time.Now()
 	args := []string{"create", "cluster", "--name", name, "--wait", "0", "-q"}
 	if workers > 0 {
@@ -198,14 +209,14 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 		return nil, err
 	}
 	s["total (time-to-k8s)"] = s["DNS answering in pod"]
-	s["CPU seconds during create"] = busyCPU() - cpu0
+	s["CPU seconds during create"] = proccpu.Busy() - cpu0
 	attributed := cliCPU.Seconds()
 	s[cpuPrefix+"berth CLI (create, load image)"] = cliCPU.Seconds()
-	for group, v := range cpuSince(procs0) {
+	for group, v := range proccpu.Since(procs0) {
 		s[cpuPrefix+group] = v
 		attributed += v
 	}
-	s[cpuPrefix+"unattributed (kernel threads, exited processes, the bench's probes)"] = s["CPU seconds during create"] - attributed
+	s[cpuPrefix+proccpu.Unattributed] = s["CPU seconds during create"] - attributed
 
 	time.Sleep(idle)
 	for node, mib := range memory(name) {
@@ -273,24 +284,6 @@ func helloImage(ctx context.Context, p *docker.Provider) error {
 	return p.ImportImage(ctx, &buf, helloRef, []string{`ENTRYPOINT ["/hello"]`})
 }
 
-// busyCPU returns the machine's non-idle CPU seconds so far.
-func busyCPU() float64 {
-	data, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	fields := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])[1:]
-	var busy float64
-	for i, f := range fields {
-		v, _ := strconv.ParseFloat(f, 64)
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		busy += v
-	}
-	return busy / 100 // USER_HZ
-}
-
 // memory reads each node container's memory use as docker stats shows it.
 func memory(cluster string) map[string]float64 {
 	out, err := exec.Command("docker", "stats", "--no-stream", "--format", "{{json .}}").Output()
@@ -338,14 +331,7 @@ func imageSize() (float64, error) {
 
 func since(t time.Time) float64 { return time.Since(t).Seconds() }
 
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
+func median(v []float64) float64 { return proccpu.Median(v) }
 
 func join(v []float64) string {
 	parts := make([]string, len(v))

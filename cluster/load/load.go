@@ -55,6 +55,7 @@ func Images(ctx context.Context, p provider.Provider, nodes []string, images []s
 		ids[img] = info.ID
 		infos = append(infos, *info)
 	}
+	started := time.Now()
 	targets, err := nodesLacking(ctx, p, nodes, ids)
 	if err != nil || len(targets) == 0 {
 		return nil, err
@@ -63,6 +64,7 @@ func Images(ctx context.Context, p provider.Provider, nodes []string, images []s
 	if err != nil {
 		return nil, err
 	}
+	slog.Debug("nodes checked", "lacking", targets, "took", time.Since(started).Round(time.Millisecond))
 	stream, err := p.SaveImages(ctx, images)
 	if err != nil {
 		return nil, err
@@ -130,6 +132,7 @@ func importInto(ctx context.Context, p provider.Provider, nodes []string, archiv
 		return err
 	}
 	defer cleanupSpool()
+	slog.Debug("archive spooled", "bytes", size, "took", time.Since(started).Round(time.Millisecond))
 	name := fmt.Sprintf("berth-import-%d-%d.tar", os.Getpid(), time.Now().UnixNano())
 	path := importDir + "/" + name
 	errs := make([]error, len(nodes))
@@ -144,6 +147,10 @@ func importInto(ctx context.Context, p provider.Provider, nodes []string, archiv
 				errs[i] = copyError(ctx, p, node, err, names, infos, spaces[i])
 				return
 			}
+			slog.Debug("archive written", "node", node, "at", time.Since(started).Round(time.Millisecond))
+			defer func() {
+				slog.Debug("import ended", "node", node, "at", time.Since(started).Round(time.Millisecond))
+			}()
 			if err := p.Exec(ctx, node, nil, nil, "sh", "-c", importScript, "_", path); err != nil {
 				if ctx.Err() != nil {
 					_ = p.Exec(context.WithoutCancel(ctx), node, nil, nil, "rm", "-f", path)

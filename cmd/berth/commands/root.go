@@ -100,6 +100,9 @@ Run berth with no arguments at a terminal for an overview of your clusters.`,
 		Args:          cobra.NoArgs,
 		PersistentPreRun: func(*cobra.Command, []string) {
 			g.applyColor()
+			// Libraries that log through slog's default (cluster/load's
+			// phase timings, its failed-import details) show with -v/-vv.
+			slog.SetDefault(g.Log())
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !ui.Interactive(g.In, g.Out) {

@@ -1,7 +1,17 @@
-package main
+// Package proccpu tells where a machine's CPU time went while something
+// ran: the whole machine's busy seconds (/proc/stat) and each berth
+// process's share (/proc/<pid>/stat), grouped by component — the nodes'
+// Kubernetes components, their containerd and shims, pods, the host's
+// Docker. The benchmarks under bench/ use it to say which process a
+// figure is made of.
+//
+// There is no library for this small a /proc reading; prometheus procfs
+// would add a dependency for two fields.
+package proccpu
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,12 +35,13 @@ var nodeComponents = map[string]bool{
 	"kube-scheduler": true, "kubelet": true, "kube-proxy": true,
 }
 
-// processCPU reads every process on the host (node containers share the
-// host's PID space as children of their own namespaces) and returns them
-// by PID. There is no library for this small a /proc reading; prometheus
-// procfs would add a dependency for two fields.
-func processCPU() map[int]procCPU {
-	out := map[int]procCPU{}
+// Snapshot is every process's CPU seconds at one moment, by PID.
+type Snapshot map[int]procCPU
+
+// Take reads every process on the host (node containers share the host's
+// PID space as children of their own namespaces).
+func Take() Snapshot {
+	out := Snapshot{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, dir := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(dir))
@@ -116,13 +127,13 @@ func nsPIDLine(dir string) string {
 	return ""
 }
 
-// cpuSince sums, per group, what processes spent since before was read:
+// Since sums, per group, what processes spent since before was taken:
 // processes alive then count their difference, new ones everything.
-// Processes that exited unreaped by anything measured are lost; the
-// caller prints the rest of the machine's busy time as "unattributed".
-func cpuSince(before map[int]procCPU) map[string]float64 {
+// Processes that exited unreaped by anything measured are lost; callers
+// print the rest of the machine's busy time as Unattributed.
+func Since(before Snapshot) map[string]float64 {
 	res := map[string]float64{}
-	for pid, p := range processCPU() {
+	for pid, p := range Take() {
 		if p.group == "" {
 			continue
 		}
@@ -135,27 +146,59 @@ func cpuSince(before map[int]procCPU) map[string]float64 {
 	return res
 }
 
-// cpuPrefix marks a sample's per-group CPU seconds.
-const cpuPrefix = "cpu: "
+// Unattributed names the machine's busy time no measured process
+// accounts for.
+const Unattributed = "unattributed (kernel threads, exited processes, the bench's probes)"
 
-// printCPU prints the per-group CPU seconds (medians, largest first) that
-// make up "CPU seconds during create".
-func printCPU(samples []sample) {
-	groups := map[string][]float64{}
-	for _, s := range samples {
-		for k, v := range s {
-			if g, ok := strings.CutPrefix(k, cpuPrefix); ok {
-				groups[g] = append(groups[g], v)
-			}
-		}
+// Busy returns the machine's non-idle CPU seconds so far.
+func Busy() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
 	}
+	fields := strings.Fields(strings.SplitN(string(data), "\n", 2)[0])[1:]
+	var busy float64
+	for i, f := range fields {
+		v, _ := strconv.ParseFloat(f, 64)
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		busy += v
+	}
+	return busy / 100 // USER_HZ
+}
+
+// Print writes, under title, each group's median over runs, largest
+// first, with every run's figure.
+func Print(w io.Writer, title string, groups map[string][]float64) {
 	names := make([]string, 0, len(groups))
 	for g := range groups {
 		names = append(names, g)
 	}
-	sort.Slice(names, func(i, j int) bool { return median(groups[names[i]]) > median(groups[names[j]]) })
-	fmt.Println("  CPU seconds during create, by process (create → DNS answering; medians):")
+	sort.Slice(names, func(i, j int) bool { return Median(groups[names[i]]) > Median(groups[names[j]]) })
+	fmt.Fprintln(w, title)
 	for _, g := range names {
-		fmt.Printf("    %-44s %6.2f   (runs: %s)\n", g, median(groups[g]), join(groups[g]))
+		fmt.Fprintf(w, "    %-44s %6.2f   (runs: %s)\n", g, Median(groups[g]), join(groups[g]))
 	}
+}
+
+// Median of v (0 for none).
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func join(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return strings.Join(parts, ", ")
 }
