@@ -28,16 +28,30 @@ const importDir = "/var/lib"
 // importScript imports the archive file $1 into the namespace the
 // kubelet uses, waiting (up to 60 s) for containerd in a node that is
 // still booting, and removes the file whatever the import's outcome.
-const importScript = `for i in $(seq 600); do [ -S /run/containerd/containerd.sock ] && ctr version >/dev/null 2>&1 && break; sleep 0.1; done
-ctr --namespace k8s.io images import --all-platforms "$1"; rc=$?
-rm -f "$1"
+// --local: ctr reads the archive and writes content and snapshots itself
+// (under a lease, as the transfer service does) instead of streaming it
+// to containerd's transfer service — measured in a node, 100 MB: 0.34 s
+// and 0.16 CPU-s against 0.67 s and 0.31 CPU-s.
+// With "shared" as $2 the file is the cluster's single copy in
+// provider.SharedDir: it is left for the caller, and a node that does not
+// see it exits 97 (it lacks the shared volume).
+const importScript = `[ -f "$1" ] || exit 97
+for i in $(seq 600); do [ -S /run/containerd/containerd.sock ] && ctr version >/dev/null 2>&1 && break; sleep 0.1; done
+ctr --namespace k8s.io images import --local --all-platforms "$1"; rc=$?
+[ "$2" = shared ] || rm -f "$1"
 exit $rc`
 
-// Images exports images from the engine once and imports the stream into
+// notShared is importScript's exit code for a node without the archive
+// in its shared directory.
+const notShared = 97
+
+// Images exports images from the engine once and imports the export into
 // every node in parallel. Nodes that already hold every image (same
 // digest) are skipped; loaded lists the nodes that received the images.
 // A node that certainly lacks the space for them is refused before
-// anything is streamed (NoSpaceError).
+// anything is written into it (NoSpaceError). The export runs while the
+// nodes are checked (the engine takes a few hundred milliseconds before
+// it sends the first byte); it is thrown away when no node needs it.
 func Images(ctx context.Context, p provider.Provider, nodes []string, images []string) (loaded []string, err error) {
 	if len(nodes) == 0 {
 		return nil, fmt.Errorf("no nodes to load into")
@@ -56,6 +70,8 @@ func Images(ctx context.Context, p provider.Provider, nodes []string, images []s
 		infos = append(infos, *info)
 	}
 	started := time.Now()
+	export := startExport(ctx, p, images)
+	defer export.discard()
 	targets, err := nodesLacking(ctx, p, nodes, ids)
 	if err != nil || len(targets) == 0 {
 		return nil, err
@@ -65,12 +81,61 @@ func Images(ctx context.Context, p provider.Provider, nodes []string, images []s
 		return nil, err
 	}
 	slog.Debug("nodes checked", "lacking", targets, "took", time.Since(started).Round(time.Millisecond))
-	stream, err := p.SaveImages(ctx, images)
+	sp, err := export.wait()
 	if err != nil {
 		return nil, err
 	}
-	defer stream.Close()
-	return targets, importInto(ctx, p, targets, stream, images, infos, spaces)
+	slog.Debug("images exported", "bytes", sp.size, "at", time.Since(started).Round(time.Millisecond))
+	return targets, importInto(ctx, p, targets, sp, images, infos, spaces)
+}
+
+// spool is an archive in a host temporary file (or the caller's own
+// regular file), read at any offset.
+type spool struct {
+	src     io.ReaderAt
+	size    int64
+	cleanup func()
+}
+
+// export is an engine export being spooled in the background.
+type export struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	spool  spool
+	err    error
+}
+
+// startExport spools the engine's export of images to a temporary file
+// in the background.
+func startExport(ctx context.Context, p provider.Provider, images []string) *export {
+	ctx, cancel := context.WithCancel(ctx)
+	e := &export{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		stream, err := p.SaveImages(ctx, images)
+		if err != nil {
+			e.err = err
+			return
+		}
+		defer stream.Close()
+		e.spool, e.err = sized(stream)
+	}()
+	return e
+}
+
+// wait returns the finished spool; discard still removes it.
+func (e *export) wait() (spool, error) {
+	<-e.done
+	return e.spool, e.err
+}
+
+// discard stops the export if it still runs and removes its file.
+func (e *export) discard() {
+	e.cancel()
+	<-e.done
+	if e.spool.cleanup != nil {
+		e.spool.cleanup()
+	}
 }
 
 // hasImageScript exits 0 if containerd has the image's config blob (its
@@ -114,7 +179,12 @@ func nodesLacking(ctx context.Context, p provider.Provider, nodes []string, ids 
 // every node in parallel. What its images need is not known beforehand:
 // no space check.
 func Archive(ctx context.Context, p provider.Provider, nodes []string, archive io.Reader) error {
-	return importInto(ctx, p, nodes, archive, []string{"the archive"}, nil, make([]*nodeSpace, len(nodes)))
+	sp, err := sized(archive)
+	if err != nil {
+		return err
+	}
+	defer sp.cleanup()
+	return importInto(ctx, p, nodes, sp, []string{"the archive"}, nil, make([]*nodeSpace, len(nodes)))
 }
 
 // importInto imports archive into every node's containerd at once. The
@@ -125,38 +195,43 @@ func Archive(ctx context.Context, p provider.Provider, nodes []string, archive i
 // the file. A node whose import fails is left as it was before (the
 // file removed, reclaim); its error says what happened there, and when it
 // ran out of space, how much it had and needed (a NoSpaceError).
-func importInto(ctx context.Context, p provider.Provider, nodes []string, archive io.Reader, names []string, infos []provider.ImageInfo, spaces []*nodeSpace) error {
+func importInto(ctx context.Context, p provider.Provider, nodes []string, sp spool, names []string, infos []provider.ImageInfo, spaces []*nodeSpace) error {
 	started := time.Now()
-	src, size, cleanupSpool, err := sized(archive)
-	if err != nil {
-		return err
-	}
-	defer cleanupSpool()
-	slog.Debug("archive spooled", "bytes", size, "took", time.Since(started).Round(time.Millisecond))
+	src, size := sp.src, sp.size
 	name := fmt.Sprintf("berth-import-%d-%d.tar", os.Getpid(), time.Now().UnixNano())
-	path := importDir + "/" + name
+	// One copy in the cluster's shared volume serves every node; a
+	// cluster made before berth had it takes one copy per node.
+	shared := false
+	if len(nodes) > 1 {
+		sharedPath := provider.SharedDir + "/" + name
+		defer func() { _ = p.Exec(context.WithoutCancel(ctx), nodes[0], nil, nil, "rm", "-f", sharedPath) }()
+		if err := p.WriteFile(ctx, nodes[0], provider.SharedDir, name, size, io.NewSectionReader(src, 0, size)); err != nil {
+			slog.Debug("writing into each node instead of the shared volume", "err", err)
+		} else {
+			shared = true
+			slog.Debug("archive written to the shared volume", "at", time.Since(started).Round(time.Millisecond))
+		}
+	}
 	errs := make([]error, len(nodes))
 	var wg sync.WaitGroup
 	for i, node := range nodes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.WriteFile(ctx, node, importDir, name, size, io.NewSectionReader(src, 0, size)); err != nil {
-				// A partly written file (a full disk) must not stay behind.
-				_ = p.Exec(context.WithoutCancel(ctx), node, nil, nil, "rm", "-f", path)
-				errs[i] = copyError(ctx, p, node, err, names, infos, spaces[i])
-				return
-			}
-			slog.Debug("archive written", "node", node, "at", time.Since(started).Round(time.Millisecond))
 			defer func() {
 				slog.Debug("import ended", "node", node, "at", time.Since(started).Round(time.Millisecond))
 			}()
-			if err := p.Exec(ctx, node, nil, nil, "sh", "-c", importScript, "_", path); err != nil {
-				if ctx.Err() != nil {
-					_ = p.Exec(context.WithoutCancel(ctx), node, nil, nil, "rm", "-f", path)
+			if shared {
+				err := p.Exec(ctx, node, nil, nil, "sh", "-c", importScript, "_", provider.SharedDir+"/"+name, "shared")
+				var ee *provider.ExecError
+				if !errors.As(err, &ee) || ee.ExitCode != notShared {
+					if err != nil {
+						errs[i] = importError(ctx, p, node, err, names, infos, spaces[i], started)
+					}
+					return
 				}
-				errs[i] = importError(ctx, p, node, err, names, infos, spaces[i], started)
 			}
+			errs[i] = importOne(ctx, p, node, name, src, size, names, infos, spaces[i], started)
 		}()
 	}
 	wg.Wait()
@@ -171,6 +246,24 @@ func importInto(ctx context.Context, p provider.Provider, nodes []string, archiv
 			return fmt.Errorf("%w\n(loaded into %s)", err, strings.Join(ok, ", "))
 		}
 		return err
+	}
+	return nil
+}
+
+// importOne writes the archive into node's own /var and imports it there.
+func importOne(ctx context.Context, p provider.Provider, node, name string, src io.ReaderAt, size int64, names []string, infos []provider.ImageInfo, space *nodeSpace, started time.Time) error {
+	path := importDir + "/" + name
+	if err := p.WriteFile(ctx, node, importDir, name, size, io.NewSectionReader(src, 0, size)); err != nil {
+		// A partly written file (a full disk) must not stay behind.
+		_ = p.Exec(context.WithoutCancel(ctx), node, nil, nil, "rm", "-f", path)
+		return copyError(ctx, p, node, err, names, infos, space)
+	}
+	slog.Debug("archive written", "node", node, "at", time.Since(started).Round(time.Millisecond))
+	if err := p.Exec(ctx, node, nil, nil, "sh", "-c", importScript, "_", path); err != nil {
+		if ctx.Err() != nil {
+			_ = p.Exec(context.WithoutCancel(ctx), node, nil, nil, "rm", "-f", path)
+		}
+		return importError(ctx, p, node, err, names, infos, space, started)
 	}
 	return nil
 }
@@ -194,24 +287,25 @@ func copyError(ctx context.Context, p provider.Provider, node string, err error,
 // sized returns the archive as something read at any offset, with its
 // size: a regular file as it is, any other stream spooled to a temporary
 // file (removed by cleanup).
-func sized(archive io.Reader) (src io.ReaderAt, size int64, cleanup func(), err error) {
+func sized(archive io.Reader) (spool, error) {
 	if f, ok := archive.(*os.File); ok {
 		if info, err := f.Stat(); err == nil && info.Mode().IsRegular() {
 			if off, err := f.Seek(0, io.SeekCurrent); err == nil {
-				return io.NewSectionReader(f, off, info.Size()-off), info.Size() - off, func() {}, nil
+				return spool{src: io.NewSectionReader(f, off, info.Size()-off), size: info.Size() - off, cleanup: func() {}}, nil
 			}
 		}
 	}
-	spool, err := os.CreateTemp("", "berth-load-*.tar")
+	f, err := os.CreateTemp("", "berth-load-*.tar")
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("making a temporary file for the images: %w", err)
+		return spool{}, fmt.Errorf("making a temporary file for the images: %w", err)
 	}
-	cleanup = func() { spool.Close(); os.Remove(spool.Name()) }
-	if size, err = io.Copy(spool, archive); err != nil {
+	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	size, err := io.Copy(f, archive)
+	if err != nil {
 		cleanup()
-		return nil, 0, nil, fmt.Errorf("exporting images to %s: %w", spool.Name(), err)
+		return spool{}, fmt.Errorf("exporting images to %s: %w", f.Name(), err)
 	}
-	return spool, size, cleanup, nil
+	return spool{src: f, size: size, cleanup: cleanup}, nil
 }
 
 // importError explains a node's failed import, after making sure the

@@ -56,6 +56,10 @@ type NodeSpec struct {
 	// Devices are host device nodes passed into the container under the
 	// same path, readable and writable (vfio groups for SR-IOV).
 	Devices []string
+	// CPUWeight is the container's share of contended CPU relative to
+	// the engine's default of 1024 (Docker's CPU shares); 0 leaves the
+	// default. It only matters while the machine's CPUs are all busy.
+	CPUWeight int64
 }
 
 // ImageInfo is what the engine says about one local image.
@@ -123,6 +127,13 @@ var ErrExists = errors.New("already exists")
 // it made and nothing of another create of the same name. (Here, not in
 // nodeconfig: the nodes never read it.)
 const LabelCreateID = "berth.dev/create-id"
+
+// SharedDir is where every node of a cluster mounts the cluster's shared
+// volume (a provider that has one): `berth load` writes an image archive
+// there once and every node imports that same file, as k3d's image
+// volume does, instead of one copy per node. A cluster made before it
+// existed has no such directory; load then writes into each node.
+const SharedDir = "/mnt/berth-shared"
 
 // LabelComplete marks the object that records that a cluster's create
 // finished (MarkComplete).

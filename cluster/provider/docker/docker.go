@@ -311,10 +311,15 @@ func nodeHostConfig(spec provider.NodeSpec, mounts []mount.Mount, bindings nat.P
 	// list (and a privileged pod every device): under cgroup v1 a child
 	// cgroup may only allow what its parent allows.
 	host.Resources.DeviceCgroupRules = []string{"a *:* rwm"}
+	host.Resources.CPUShares = spec.CPUWeight
 	return host
 }
 
 func volumeName(node string) string { return node + "-var" }
+
+// sharedVolume names the volume every node of cluster mounts at
+// provider.SharedDir.
+func sharedVolume(cluster string) string { return "berth-" + cluster + "-shared" }
 
 func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec) error {
 	// The calls that make objects are not cancelled by an interrupt: a
@@ -344,6 +349,13 @@ func (p *Provider) createAndStart(ctx context.Context, spec provider.NodeSpec) e
 			return fmt.Errorf("creating volume %s: %w", vol, err)
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: vol, Target: "/var"})
+		// The cluster's shared volume (provider.SharedDir): made by the
+		// first node, the others get the same one back.
+		shared := sharedVolume(spec.Cluster)
+		if _, err := p.api.VolumeCreate(mk, volume.CreateOptions{Name: shared, Labels: volLabels}); err != nil {
+			return fmt.Errorf("creating volume %s: %w", shared, err)
+		}
+		mounts = append(mounts, mount.Mount{Type: mount.TypeVolume, Source: shared, Target: provider.SharedDir})
 		// Kernel modules are read by kube-proxy and the CNI plugins when
 		// present; some hosts (VMs with built-in drivers) have none.
 		if _, err := os.Stat("/lib/modules"); err == nil {
