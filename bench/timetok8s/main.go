@@ -40,6 +40,10 @@ import (
 
 const helloRef = "berth-bench/hello:1"
 
+// dnsRetries counts the in-pod lookups that failed before the first
+// answer (the app's resolver retries every 100 ms).
+const dnsRetries = "DNS lookups failed before the first answer"
+
 // cpuPrefix marks a sample's per-process CPU seconds.
 const cpuPrefix = "cpu: "
 
@@ -77,7 +81,7 @@ func run(berth string, runs, workers int, idle time.Duration) error {
 			return fmt.Errorf("run %d: %w", i, err)
 		}
 		samples = append(samples, s)
-		fmt.Fprintf(os.Stderr, "run %d: total %.2fs, create %.2fs, delete %.2fs\n", i, s["total (time-to-k8s)"], s["create command"], s["delete"])
+		fmt.Fprintf(os.Stderr, "run %d: total %.2fs, create %.2fs, app %.2fs, DNS lookups failed before the first answer %.0f, delete %.2fs\n", i, s["total (time-to-k8s)"], s["create command"], s["app running and answering"], s[dnsRetries], s["delete"])
 	}
 	fmt.Printf("berth time-to-k8s, %d node(s) (1 control plane, %d workers), median of %d runs, %d cores\n", 1+workers, workers, runs, numCPU())
 	for _, ph := range phases {
@@ -204,6 +208,11 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 	pod := pods.Items[0]
 	if err := wait("DNS answering in pod", func() bool {
 		out, err := exec.Command(berth, "kubectl", "--context", "berth-"+name, "--", "exec", pod.Name, "--", "/hello", "lookup", "hello.default.svc.cluster.local").CombinedOutput()
+		if s[dnsRetries] == 0 && bytes.Contains(out, []byte("lookup failed")) {
+			first, _, _ := bytes.Cut(out, []byte("\n"))
+			fmt.Fprintf(os.Stderr, "  first failed lookup at %.2fs: %s\n", since(start), first)
+		}
+		s[dnsRetries] += float64(bytes.Count(out, []byte("lookup failed")))
 		return err == nil && len(bytes.TrimSpace(out)) > 0
 	}); err != nil {
 		return nil, err

@@ -376,6 +376,9 @@ func ParseTaint(t string) (key, value, effect string) {
 	return key, value, effect
 }
 
+// kubeProxyMinSync is kube-proxy's minimum time between rule syncs.
+const kubeProxyMinSync = 100 * time.Millisecond
+
 // KubeProxy returns kube-proxy's arguments.
 func KubeProxy() []string {
 	return []string{"--config=" + KubeProxyConfigPath}
@@ -396,6 +399,15 @@ func KubeProxyConfiguration(n *nodeconfig.Node) *kubeproxyv1alpha1.KubeProxyConf
 		BindAddress:        "0.0.0.0",
 		MetricsBindAddress: "127.0.0.1:10249",
 		HealthzBindAddress: "127.0.0.1:10256",
+		// A new Service or endpoint reaches the node's rules within 0.1 s
+		// instead of waiting out upstream's 1 s between syncs: on a
+		// cluster that is starting, kube-proxy has just synced for the
+		// previous change most of the time, so the kube-dns endpoint (the
+		// last step of time-to-k8s) and an app's first NodePort waited up
+		// to a second each. A local cluster's rule set is small (a sync is
+		// milliseconds), so syncing more often costs little.
+		NFTables: kubeproxyv1alpha1.KubeProxyNFTablesConfiguration{MinSyncPeriod: metav1.Duration{Duration: kubeProxyMinSync}},
+		IPTables: kubeproxyv1alpha1.KubeProxyIPTablesConfiguration{MinSyncPeriod: metav1.Duration{Duration: kubeProxyMinSync}},
 		// A node container may not change the host's conntrack table
 		// size or timeouts: zero leaves them as they are.
 		Conntrack: kubeproxyv1alpha1.KubeProxyConntrackConfiguration{
