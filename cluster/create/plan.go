@@ -38,15 +38,6 @@ type PlannedNode struct {
 	Node *nodeconfig.Node
 }
 
-// controlPlaneCPUWeight is a control-plane node's CPU weight in a cluster
-// of several nodes (workers keep the engine's 1024). While a create boots
-// every node at once the machine's CPUs are all busy, and with equal
-// weights a control plane got a third of them on 1+2 while the workers
-// imported their images — but the API server, etcd and the controllers
-// are what everything else waits for. Idle or uncontended, weights change
-// nothing.
-const controlPlaneCPUWeight = 4096
-
 // Names returns the node names in order.
 func (p *Plan) Names() []string {
 	var names []string
@@ -196,9 +187,6 @@ func plan(in PlanInput) (*Plan, error) {
 			IP:      ips[i],
 			Files:   files,
 			Labels:  map[string]string{nodeconfig.LabelKubernetesVersion: cfg.KubernetesVersion},
-		}
-		if n.Role == nodeconfig.RoleControlPlane && len(cfg.Nodes) > 1 {
-			spec.CPUWeight = controlPlaneCPUWeight
 		}
 		if len(vfs) > 0 {
 			// The label is the record of which VFs the node holds: for

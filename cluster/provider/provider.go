@@ -56,10 +56,6 @@ type NodeSpec struct {
 	// Devices are host device nodes passed into the container under the
 	// same path, readable and writable (vfio groups for SR-IOV).
 	Devices []string
-	// CPUWeight is the container's share of contended CPU relative to
-	// the engine's default of 1024 (Docker's CPU shares); 0 leaves the
-	// default. It only matters while the machine's CPUs are all busy.
-	CPUWeight int64
 }
 
 // ImageInfo is what the engine says about one local image.

@@ -311,7 +311,6 @@ func nodeHostConfig(spec provider.NodeSpec, mounts []mount.Mount, bindings nat.P
 	// list (and a privileged pod every device): under cgroup v1 a child
 	// cgroup may only allow what its parent allows.
 	host.Resources.DeviceCgroupRules = []string{"a *:* rwm"}
-	host.Resources.CPUShares = spec.CPUWeight
 	return host
 }
 
