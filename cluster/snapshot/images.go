@@ -8,6 +8,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/cluster/provider"
 )
@@ -97,13 +98,34 @@ func SaveImageFrom(p provider.Provider) ImageSaver {
 				errs = append(errs, fmt.Errorf("%s does not have it", node))
 				continue
 			}
-			if err := p.Exec(ctx, node, nil, w, "ctr", "--namespace", "k8s.io", "images", "export", "-", img.Name); err != nil {
+			if err := exportFromNode(ctx, p, node, img.Name, w); err != nil {
 				return "", fmt.Errorf("exporting %s from the containerd of %s: %w", img.Name, node, err)
 			}
 			return node, nil
 		}
 		return "", fmt.Errorf("image %s is neither in Docker nor in a running node of the snapshot's cluster (%w): load or pull it into Docker and export again", img.Name, errors.Join(errs...))
 	}
+}
+
+// exportFromNode writes `ctr images export` of image in node to w. The
+// archive goes through a file on the node's /var volume and the engine's
+// archive endpoint, not the exec's stdout: the engine (Docker 20.10 here)
+// now and then cut an exec's stdout short when the process exited, so a
+// streamed export could end truncated ("unexpected EOF" at docker load,
+// seen in TestFromSnapshot). The file is read whole into memory
+// (provider.ReadFile): this is the fallback for an image Docker lacks.
+func exportFromNode(ctx context.Context, p provider.Provider, node, image string, w io.Writer) error {
+	path := fmt.Sprintf("/var/lib/berth-export-%d.tar", time.Now().UnixNano())
+	defer func() { _ = p.Exec(context.WithoutCancel(ctx), node, nil, nil, "rm", "-f", path) }()
+	if err := p.Exec(ctx, node, nil, nil, "ctr", "--namespace", "k8s.io", "images", "export", path, image); err != nil {
+		return err
+	}
+	data, err := p.ReadFile(ctx, node, path)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
 }
 
 func containsLine(s, line string) bool {
