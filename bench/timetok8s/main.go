@@ -210,7 +210,7 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 		out, err := exec.Command(berth, "kubectl", "--context", "berth-"+name, "--", "exec", pod.Name, "--", "/hello", "lookup", "hello.default.svc.cluster.local").CombinedOutput()
 		if s[dnsRetries] == 0 && bytes.Contains(out, []byte("lookup failed")) {
 			first, _, _ := bytes.Cut(out, []byte("\n"))
-			fmt.Fprintf(os.Stderr, "  first failed lookup at %.2fs: %s\n", since(start), first)
+			fmt.Fprintf(os.Stderr, "  in-pod lookup still failing at %.2fs: %s\n", since(start), first)
 		}
 		s[dnsRetries] += float64(bytes.Count(out, []byte("lookup failed")))
 		return err == nil && len(bytes.TrimSpace(out)) > 0
