@@ -74,7 +74,9 @@ BERTH=$PWD/bin/berth
 # versions live), and the build module that compiles the control module
 # against it ("" for the default version: control/go.mod itself).
 read -r K8S_VERSION MODFILE < <("$BERTH" build control-module --kubernetes-version "${KUBERNETES_VERSION:-}")
-export CONTROL_GOFLAGS="-trimpath${MODFILE:+ -modfile=$MODFILE}"
+# The node image's compile flags (nodeimage.goFlags), so e2e.test reuses
+# the Kubernetes packages berth-node's compile left in the build cache.
+export CONTROL_GOFLAGS="-trimpath -gcflags=all=-dwarf=false${MODFILE:+ -modfile=$MODFILE}"
 minor=${K8S_VERSION#v1.}
 minor=${minor%%.*}
 OUT=$OUT/$K8S_VERSION

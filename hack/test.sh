@@ -22,8 +22,9 @@ if [ -n "$unformatted" ]; then
 fi
 
 # The control module is vetted and tested with the flags the node image
-# build compiles it with, so the (large) Kubernetes build cache is shared.
-control_go() { (cd control && CGO_ENABLED=0 GOFLAGS=-trimpath go "$@"); }
+# build compiles it with (nodeimage.goFlags), so the (large) Kubernetes
+# build cache is shared.
+control_go() { (cd control && CGO_ENABLED=0 GOFLAGS="-trimpath -gcflags=all=-dwarf=false" go "$@"); }
 
 echo "== go vet"
 go vet ./...

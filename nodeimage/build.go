@@ -132,6 +132,8 @@ func Recipe(sourceDir string, r versions.Release) (string, error) {
 		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)
 	}
 	fmt.Fprintf(h, "metallb %s\n", metallbRecipe())
+	fmt.Fprintf(h, "coredns %s\n", corednsRecipe(r))
+	fmt.Fprintf(h, "local-path %s flags %s\n", versions.LocalPath, goFlags)
 	src, err := sourceHash(sourceDir)
 	if err != nil {
 		return "", err
@@ -215,7 +217,9 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 		}
 	}
 	tools := toolsFor(opts.Release)
-	total := 4 + len(tools) + 1
+	// Debian base, berth-node, pod images, loading; the tools; CoreDNS,
+	// local-path-provisioner and MetalLB.
+	total := 4 + len(tools) + 3
 	stage := 0
 	var stageMu sync.Mutex
 	// step announces a stage; stages may overlap (the terminal display
@@ -286,6 +290,24 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 	stages.Go(func() error {
 		compile("compiling berth-node (Kubernetes "+opts.Release.Kubernetes+", etcd "+opts.Release.Etcd+")", func(ctx context.Context) (err error) {
 			nodeBin, pauseBin, err = buildControl(ctx, opts.SourceDir, opts.CacheDir, opts.Release)
+			if err != nil {
+				return err
+			}
+			// local-path-provisioner reuses berth-node's compiled
+			// Kubernetes libraries, so it comes after it, in its slot.
+			end := step("compiling local-path-provisioner " + versions.LocalPath + " (with berth-node's libraries)")
+			path, err := buildLocalPath(ctx, opts.SourceDir, opts.CacheDir)
+			end(err)
+			mu.Lock()
+			bins["local-path-provisioner"] = path
+			mu.Unlock()
+			return err
+		})
+		compile("compiling CoreDNS "+opts.Release.CoreDNS+" (without "+strings.Join(corednsLeftOut, ", ")+")", func(ctx context.Context) error {
+			path, err := buildCoreDNS(ctx, opts.CacheDir, opts.Release)
+			mu.Lock()
+			bins["coredns"] = path
+			mu.Unlock()
 			return err
 		})
 		for _, t := range tools {
