@@ -7,7 +7,7 @@ require (
 	go.etcd.io/etcd/server/v3 v3.7.0
 	k8s.io/client-go v0.37.2
 	k8s.io/component-base v0.37.2
-	k8s.io/kubectl v0.37.2
+	k8s.io/kubectl v0.37.2 // indirect
 	k8s.io/kubernetes v1.37.2
 )
 

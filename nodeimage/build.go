@@ -131,8 +131,9 @@ func Recipe(sourceDir string, r versions.Release) (string, error) {
 	for _, t := range toolsFor(r) {
 		fmt.Fprintf(h, "tool %s %s %v %s\n", t.Name, t.Package, t.CGO, t.Tags)
 	}
-	fmt.Fprintf(h, "metallb %s\n", metallbRecipe())
-	fmt.Fprintf(h, "coredns %s\n", corednsRecipe(r))
+	fmt.Fprintf(h, "containerd %s\n", containerdRecipe())
+	fmt.Fprintf(h, "cni %s\n", cniRecipe())
+	fmt.Fprintf(h, "metallb and coredns %s\n", addonProgramsRecipe(r))
 	fmt.Fprintf(h, "local-path %s flags %s\n", versions.LocalPath, goFlags)
 	src, err := sourceHash(sourceDir)
 	if err != nil {
@@ -217,9 +218,9 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 		}
 	}
 	tools := toolsFor(opts.Release)
-	// Debian base, berth-node, pod images, loading; the tools; CoreDNS,
-	// local-path-provisioner and MetalLB.
-	total := 4 + len(tools) + 3
+	// Debian base, berth-node, pod images, loading; the tools; containerd,
+	// the CNI plugins, CoreDNS with MetalLB, local-path-provisioner.
+	total := 4 + len(tools) + 4
 	stage := 0
 	var stageMu sync.Mutex
 	// step announces a stage; stages may overlap (the terminal display
@@ -303,10 +304,24 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 			mu.Unlock()
 			return err
 		})
-		compile("compiling CoreDNS "+opts.Release.CoreDNS+" (without "+strings.Join(corednsLeftOut, ", ")+")", func(ctx context.Context) error {
-			path, err := buildCoreDNS(ctx, opts.CacheDir, opts.Release)
+		compile("compiling CoreDNS "+opts.Release.CoreDNS+" (without "+strings.Join(corednsLeftOut, ", ")+") and MetalLB "+versions.MetalLB, func(ctx context.Context) error {
+			metallb, coredns, err := buildAddonPrograms(ctx, opts.CacheDir, opts.Release)
 			mu.Lock()
-			bins["coredns"] = path
+			bins[metallbBin], bins["coredns"] = metallb, coredns
+			mu.Unlock()
+			return err
+		})
+		compile("compiling containerd "+versions.Containerd+" (with ctr)", func(ctx context.Context) error {
+			path, err := buildContainerd(ctx, opts.CacheDir)
+			mu.Lock()
+			bins[containerdBin] = path
+			mu.Unlock()
+			return err
+		})
+		compile("compiling the CNI plugins "+versions.CNIPlugins+" (one binary)", func(ctx context.Context) error {
+			path, err := buildCNI(ctx, opts.CacheDir)
+			mu.Lock()
+			bins[cniBin] = path
 			mu.Unlock()
 			return err
 		})
@@ -319,13 +334,6 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 				return err
 			})
 		}
-		compile("compiling MetalLB "+versions.MetalLB+" (controller, speaker)", func(ctx context.Context) error {
-			path, err := buildMetalLB(ctx, opts.CacheDir)
-			mu.Lock()
-			bins[metallbBin] = path
-			mu.Unlock()
-			return err
-		})
 		return compiles.Wait()
 	})
 	if err := stages.Wait(); err != nil {

@@ -2,15 +2,12 @@ package nodeimage
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 
 	"golang.org/x/mod/modfile"
@@ -55,43 +52,6 @@ func corednsRecipe(r versions.Release) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "coredns %s left out %s flags %s\n", r.CoreDNS, strings.Join(corednsLeftOut, ","), goFlags)
 	return r.CoreDNS + "-" + hex.EncodeToString(h.Sum(nil))[:12]
-}
-
-// buildCoreDNS compiles release r's CoreDNS without the left-out plugins,
-// once per recipe, into cacheDir/bin/<arch>/ and returns its path.
-func buildCoreDNS(ctx context.Context, cacheDir string, r versions.Release) (string, error) {
-	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
-	final := filepath.Join(dir, "coredns-"+corednsRecipe(r))
-	if _, err := os.Stat(final); err == nil {
-		return final, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	out, err := goOutput(ctx, cacheDir, goEnv(false), "mod", "download", "-json", corednsModule+"@"+r.CoreDNS)
-	if err != nil {
-		return "", fmt.Errorf("downloading CoreDNS %s: %w", r.CoreDNS, err)
-	}
-	var mod struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return "", fmt.Errorf("downloading CoreDNS %s: %s%v", r.CoreDNS, mod.Error, err)
-	}
-	work, err := os.MkdirTemp(cacheDir, "coredns-src-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(work)
-	if err := prepareCoreDNSSource(mod.Dir, work); err != nil {
-		return "", fmt.Errorf("preparing CoreDNS %s's source: %w", r.CoreDNS, err)
-	}
-	tmp := final + ".tmp"
-	if err := runGo(ctx, work, goEnv(false), "build", "-mod=mod", "-ldflags=-s -w", "-o", tmp, "."); err != nil {
-		return "", fmt.Errorf("compiling CoreDNS %s: %w", r.CoreDNS, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("caching CoreDNS: %w", err)
-	}
-	return final, nil
 }
 
 // prepareCoreDNSSource copies CoreDNS's module at src (the read-only

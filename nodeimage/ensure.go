@@ -122,7 +122,7 @@ func (e *Ensurer) EnsureHow(ctx context.Context, image string) (How, error) {
 	} else if ctx.Err() != nil {
 		return "", ctx.Err()
 	} else {
-		fmt.Fprintf(out, "Could not use %s (%v): building %s from source instead — the first build on a machine takes 10–25 minutes on 2 cores; later builds reuse the caches\n", remote, why, image)
+		fmt.Fprintf(out, "Could not use %s (%v): building %s from source instead — the first build on a machine takes about 10 minutes on 2 cores; later builds reuse the caches\n", remote, why, image)
 	}
 	opts := e.Build
 	opts.Release = release

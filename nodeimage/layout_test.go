@@ -56,6 +56,8 @@ func testLayout(t *testing.T) *layout {
 	for _, tool := range goTools {
 		bins[tool.Name] = bin(tool.Name)
 	}
+	bins[containerdBin] = bin(containerdBin)
+	bins[cniBin] = bin(cniBin)
 	return &layout{
 		rootfs:  rootfs,
 		nodeBin: bin("berth-node"),
@@ -75,18 +77,23 @@ func TestLayoutTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := layertest.Headers(t, &buf)
-	for _, name := range []string{"dev/", "proc/", "tmp/", "etc/hostname", "usr/local/bin/berth-node", "usr/local/bin/containerd", "opt/cni/bin/bridge", "opt/berth/images/pause.tar", "etc/kubernetes/pki/", "var/lib/kubelet/"} {
+	for _, name := range []string{"dev/", "proc/", "tmp/", "etc/hostname", "usr/local/bin/berth-node", "usr/local/bin/containerd", "usr/local/bin/ctr", "usr/local/bin/cni-plugins", "opt/cni/bin/bridge", "opt/cni/bin/host-device", "opt/berth/images/pause.tar", "etc/kubernetes/pki/", "var/lib/kubelet/"} {
 		if h[name] == nil {
 			t.Errorf("%s missing", name)
 		}
 	}
-	for _, name := range []string{"dev/pts/", "dev/pts/0", "proc/1/", "tmp/junk/", ".berth-complete", "usr/local/bin/local-path-provisioner"} {
+	for _, name := range []string{"dev/pts/", "dev/pts/0", "proc/1/", "tmp/junk/", ".berth-complete", "usr/local/bin/local-path-provisioner", "usr/local/bin/kubectl"} {
 		if h[name] != nil {
 			t.Errorf("%s packed", name)
 		}
 	}
-	if k := h["usr/local/bin/kubectl"]; k == nil || k.Typeflag != tar.TypeSymlink || k.Linkname != "berth-node" {
-		t.Errorf("kubectl = %+v", k)
+	if c := h["usr/local/bin/ctr"]; c == nil || c.Typeflag != tar.TypeSymlink || c.Linkname != "containerd" {
+		t.Errorf("ctr = %+v", c)
+	}
+	for _, p := range cniPluginSet {
+		if l := h["opt/cni/bin/"+p.Name]; l == nil || l.Typeflag != tar.TypeSymlink || l.Linkname != "/usr/local/bin/cni-plugins" {
+			t.Errorf("%s = %+v", p.Name, l)
+		}
 	}
 	if s := h["opt/cni/bin/berth-sriov"]; s == nil || s.Typeflag != tar.TypeSymlink || s.Linkname != "/usr/local/bin/berth-node" {
 		t.Errorf("berth-sriov = %+v", s)

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 
 	"golang.org/x/mod/modfile"
@@ -41,6 +39,8 @@ import (
 //
 // Nothing of MetalLB's source is kept in this tree; the rewrite is
 // mechanical and checked (it fails loudly if MetalLB's layout changes).
+// The prepared copy is compiled together with CoreDNS
+// (addonprograms.go), where the frr-k8s replacement is applied.
 
 const (
 	metallbModule = "go.universe.tf/metallb"
@@ -71,45 +71,6 @@ func metallbRecipe() string {
 	h.Write(metallbMain)
 	h.Write(metallbFRRStandIn)
 	return versions.MetalLB + "-" + hex.EncodeToString(h.Sum(nil))[:12]
-}
-
-// buildMetalLB compiles MetalLB's controller and speaker, as one
-// multicall binary, once per recipe into cacheDir/bin/<arch>/ and returns
-// its path.
-func buildMetalLB(ctx context.Context, cacheDir string) (string, error) {
-	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
-	final := filepath.Join(dir, "metallb-"+metallbRecipe())
-	if _, err := os.Stat(final); err == nil {
-		return final, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	out, err := goOutput(ctx, cacheDir, goEnv(false), "mod", "download", "-json", metallbModule+"@"+versions.MetalLB)
-	if err != nil {
-		return "", fmt.Errorf("downloading MetalLB %s: %w", versions.MetalLB, err)
-	}
-	var mod struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return "", fmt.Errorf("downloading MetalLB %s: %s%v", versions.MetalLB, mod.Error, err)
-	}
-	work, err := os.MkdirTemp(cacheDir, "metallb-src-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(work)
-	if err := prepareMetalLBSource(mod.Dir, work); err != nil {
-		return "", fmt.Errorf("preparing MetalLB %s's source: %w", versions.MetalLB, err)
-	}
-	tmp := final + ".tmp"
-	// -mod=mod lets go add the replacement's checksums to go.sum.
-	if err := runGo(ctx, work, goEnv(false), "build", "-mod=mod", "-ldflags=-s -w", "-o", tmp, "./cmd/metallb"); err != nil {
-		return "", fmt.Errorf("compiling MetalLB %s: %w", versions.MetalLB, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("caching MetalLB: %w", err)
-	}
-	return final, nil
 }
 
 // goOutput runs the go command and returns what it printed on stdout.
@@ -202,6 +163,11 @@ var (
 // makeImportable turns the package main in dir into package name, with
 // its main function exported as Main.
 func makeImportable(dir, name string) error {
+	return makeImportableAs(dir, name, "MetalLB's "+name)
+}
+
+// makeImportableAs is makeImportable, naming the program what in errors.
+func makeImportableAs(dir, name, what string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		return err
@@ -213,7 +179,7 @@ func makeImportable(dir, name string) error {
 			return err
 		}
 		if !packageMain.Match(data) {
-			return fmt.Errorf("%s: MetalLB's %s is no longer package main", filepath.Base(f), name)
+			return fmt.Errorf("%s: %s is no longer package main", filepath.Base(f), what)
 		}
 		data = packageMain.ReplaceAll(data, []byte("package "+name))
 		mains += len(funcMain.FindAllIndex(data, -1))
@@ -223,7 +189,7 @@ func makeImportable(dir, name string) error {
 		}
 	}
 	if mains != 1 {
-		return fmt.Errorf("MetalLB's %s has %d main functions, expected 1", name, mains)
+		return fmt.Errorf("%s has %d main functions, expected 1", what, mains)
 	}
 	return nil
 }

@@ -105,20 +105,23 @@ func TestMetalLBImagesShareTheirLayer(t *testing.T) {
 	}
 }
 
-// TestBuildMetalLB compiles MetalLB from the module proxy (minutes, and
-// network): only when BERTH_TEST_METALLB_CACHE names a cache directory.
-func TestBuildMetalLB(t *testing.T) {
-	cache := os.Getenv("BERTH_TEST_METALLB_CACHE")
+// TestBuildAddonPrograms compiles MetalLB and CoreDNS from the module
+// proxy (minutes, and network): only when BERTH_TEST_ADDONS_CACHE names a
+// cache directory.
+func TestBuildAddonPrograms(t *testing.T) {
+	cache := os.Getenv("BERTH_TEST_ADDONS_CACHE")
 	if cache == "" {
-		t.Skip("set BERTH_TEST_METALLB_CACHE to a cache directory to compile MetalLB")
+		t.Skip("set BERTH_TEST_ADDONS_CACHE to a cache directory to compile MetalLB and CoreDNS")
 	}
-	path, err := buildMetalLB(context.Background(), cache)
+	metallb, coredns, err := buildAddonPrograms(context.Background(), cache, versions.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
+	for _, path := range []string{metallb, coredns} {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d bytes", path, st.Size())
 	}
-	t.Logf("%s: %d bytes", path, st.Size())
 }

@@ -28,25 +28,16 @@ func (t goTool) version() string {
 	return v
 }
 
-const cniPlugins = "github.com/containernetworking/plugins/plugins/"
-
 var goTools = []goTool{
-	{Name: "containerd", Package: "github.com/containerd/containerd/v2/cmd/containerd@" + versions.Containerd, Dest: "/usr/local/bin"},
+	// containerd with ctr is built by buildContainerd.
 	{Name: "containerd-shim-runc-v2", Package: "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@" + versions.Containerd, Dest: "/usr/local/bin"},
-	{Name: "ctr", Package: "github.com/containerd/containerd/v2/cmd/ctr@" + versions.Containerd, Dest: "/usr/local/bin"},
 	// containerd gives sandboxes a seccomp profile; runc must support it.
 	{Name: "runc", Package: "github.com/opencontainers/runc@" + versions.Runc, CGO: true, Tags: "seccomp", Dest: "/usr/local/bin"},
-	{Name: "bridge", Package: cniPlugins + "main/bridge@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
-	{Name: "loopback", Package: cniPlugins + "main/loopback@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
-	{Name: "host-local", Package: cniPlugins + "ipam/host-local@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
-	{Name: "portmap", Package: cniPlugins + "meta/portmap@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
-	// berth-sriov (SR-IOV, netdevice mode) delegates moving a VF into a
-	// pod to it.
-	{Name: "host-device", Package: cniPlugins + "main/host-device@" + versions.CNIPlugins, Dest: "/opt/cni/bin"},
 }
 
 // toolsFor lists the tools of a release's image compiled as published
-// (CoreDNS, MetalLB and local-path-provisioner have builds of their own).
+// (containerd with ctr, the CNI plugins, CoreDNS, MetalLB and
+// local-path-provisioner have builds of their own).
 func toolsFor(versions.Release) []goTool {
 	return append([]goTool(nil), goTools...)
 }

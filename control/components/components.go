@@ -1,5 +1,5 @@
-// Package components runs one upstream Kubernetes component (or etcd, or
-// kubectl) in the current process. berth-node is a multicall binary: the
+// Package components runs one upstream Kubernetes component (or etcd) in
+// the current process. berth-node is a multicall binary: the
 // supervisor re-executes itself with the component's name as argv[1], and
 // the name selects the entry point here. Every component gets a process of
 // its own, so their process-global state (flags, feature gates, klog,
@@ -19,9 +19,6 @@ import (
 	"github.com/spf13/cobra"
 	"go.etcd.io/etcd/server/v3/etcdmain"
 	"k8s.io/component-base/cli"
-	"k8s.io/component-base/logs"
-	kubectlcmd "k8s.io/kubectl/pkg/cmd"
-	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 
 	_ "time/tzdata" // CronJob time zones
 
@@ -48,7 +45,7 @@ var commands = map[string]func() *cobra.Command{
 
 // Names lists every component this binary can run.
 func Names() []string {
-	names := []string{"etcd", "kubectl"}
+	names := []string{"etcd"}
 	for n := range commands {
 		names = append(names, n)
 	}
@@ -58,7 +55,7 @@ func Names() []string {
 
 // Known reports whether name is a component this binary can run.
 func Known(name string) bool {
-	if name == "etcd" || name == "kubectl" {
+	if name == "etcd" {
 		return true
 	}
 	_, ok := commands[name]
@@ -105,14 +102,6 @@ func Run(name string, args []string) int {
 	switch name {
 	case "etcd":
 		etcdmain.Main(append([]string{"etcd"}, args...))
-		return 0
-	case "kubectl":
-		os.Args = append([]string{"kubectl"}, args...)
-		logs.GlogSetter(kubectlcmd.GetLogVerbosity(os.Args)) //nolint:errcheck
-		command := kubectlcmd.NewDefaultKubectlCommand()
-		if err := cli.RunNoErrOutput(command); err != nil {
-			kubectlutil.CheckErr(err)
-		}
 		return 0
 	}
 	newCommand, ok := commands[name]

@@ -40,34 +40,43 @@ func (b *booter) writeAddons() ([]string, error) {
 	return names, nil
 }
 
-// applyAddons applies the add-on manifests with the embedded kubectl
-// (server-side apply, so a restart re-applies them harmlessly), retrying
-// until the API server accepts them or ctx ends.
+// applyAddons server-side applies the add-on manifests (a restart
+// re-applies them harmlessly) with apply (an addons.Applier), retrying
+// until the API server accepts every object or ctx ends. The manifests
+// are also written to the add-on directory, for a person to read.
 //
-// Field validation is off (--validate=ignore): the manifests are ours,
-// embedded, and a unit test decodes every one of them strictly
-// (control/addons). With kubectl's default (strict) it first asks the
-// API server's OpenAPI v3 documents whether each object's endpoint takes
-// the fieldValidation parameter, and for a kind whose CRD is applied in
-// the same run (MetalLB's IPAddressPool and L2Advertisement) it finds no
-// v3 document and falls back to /openapi/v2. That one request makes the
-// API server build, serialise and keep the whole aggregated v2 document
-// for the rest of its life: ~1.4 s of its CPU at boot and ~18 MB of live
-// heap (~+30 MiB RSS) — most of what MetalLB cost the control-plane node
-// (docs/performance.md, "Where MetalLB's API server memory went").
-func (b *booter) applyAddons(ctx context.Context) {
+// There is no field validation against the API server's OpenAPI (the
+// manifests are ours, embedded, and a unit test decodes every one of them
+// strictly in control/addons). The kubectl apply berth ran before with
+// its default (strict) validation asked for the OpenAPI v3 documents and,
+// for a kind whose CRD is applied in the same run (MetalLB's
+// IPAddressPool and L2Advertisement), fell back to /openapi/v2 — which
+// makes the API server build, serialise and keep the aggregated v2
+// document for the rest of its life: ~1.4 s of its CPU at boot and
+// ~18 MB of live heap (docs/performance.md, "Where MetalLB's API server
+// memory went").
+func (b *booter) applyAddons(ctx context.Context, apply func(ctx context.Context, files ...[]byte) error) {
 	names, err := b.writeAddons()
 	if err != nil {
 		b.log.Error("writing add-ons", "err", err)
 		return
 	}
+	files := make([][]byte, 0, len(names))
+	for _, name := range names {
+		data, err := os.ReadFile(filepath.Join(b.paths.AddonsDir(), name))
+		if err != nil {
+			b.log.Error("reading add-ons", "err", err)
+			return
+		}
+		files = append(files, data)
+	}
 	attempt := 0
+	started := time.Now()
 	_ = wait.PollUntilContextCancel(ctx, b.addonRetry, true, func(ctx context.Context) (bool, error) {
 		attempt++
-		_, err := b.run.Run(ctx, b.self, "kubectl", "--kubeconfig", b.paths.AdminKubeconfig(),
-			"apply", "--server-side", "--force-conflicts", "--field-manager=berth", "--validate=ignore", "-f", b.paths.AddonsDir())
+		err := apply(ctx, files...)
 		if err == nil {
-			b.log.Info("add-ons applied", "addons", names)
+			b.log.Info("add-ons applied", "addons", names, "attempts", attempt, "took", time.Since(started).Round(time.Millisecond))
 			return true, nil
 		}
 		if attempt%10 == 0 {

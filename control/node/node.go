@@ -17,10 +17,16 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/component-base/version"
 
+	"github.com/berth-dev/berth/control/addons"
 	"github.com/berth-dev/berth/control/boot"
 	cc "github.com/berth-dev/berth/control/componentconfig"
 	"github.com/berth-dev/berth/control/podnet"
@@ -43,7 +49,7 @@ type booter struct {
 	node    *nodeconfig.Node
 	release versions.Release
 	run     runner
-	// self is the berth-node binary (every component, and kubectl).
+	// self is the berth-node binary (every component).
 	self string
 	log  *slog.Logger
 	// addonRetry is the pause between attempts to apply the add-ons.
@@ -214,7 +220,12 @@ func (b *booter) runControlPlane(ctx context.Context) {
 		assigner := &podnet.PodCIDRAssigner{Client: client, CIDRs: b.node.PodCIDRs, Log: b.log.With("component", "podcidr")}
 		go assigner.Run(ctx)
 	}
-	go b.applyAddons(ctx)
+	applier, err := addonApplier(b.paths.AdminKubeconfig())
+	if err != nil {
+		b.log.Error("loading admin kubeconfig", "err", err)
+		return
+	}
+	go b.applyAddons(ctx, applier.Apply)
 	labelRoles(ctx, client, b.log)
 }
 
@@ -247,12 +258,38 @@ func (b *booter) runAgent(ctx context.Context) {
 }
 
 func clientFor(kubeconfig string) (*kubernetes.Clientset, error) {
+	cfg, err := restConfigFor(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+func restConfigFor(kubeconfig string) (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, err
 	}
 	cfg.QPS, cfg.Burst = 50, 100
-	return kubernetes.NewForConfig(cfg)
+	return cfg, nil
+}
+
+// addonApplier applies manifests with the admin kubeconfig, finding each
+// kind's resource through (cached) discovery.
+func addonApplier(kubeconfig string) (*addons.Applier, error) {
+	cfg, err := restConfigFor(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	disco, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &addons.Applier{Client: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))}, nil
 }
 
 func waitForAPIServer(ctx context.Context, client kubernetes.Interface) error {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -272,16 +273,16 @@ func TestWriteConfigs(t *testing.T) {
 }
 
 func TestApplyAddons(t *testing.T) {
-	b, run := testBooter(t, testNode(nodeconfig.RoleControlPlane))
-	attempts := 0
-	run.fail = func([]string) error {
-		attempts++
-		if attempts < 3 {
+	b, _ := testBooter(t, testNode(nodeconfig.RoleControlPlane))
+	var calls [][][]byte
+	apply := func(_ context.Context, files ...[]byte) error {
+		calls = append(calls, files)
+		if len(calls) < 3 {
 			return errors.New("connection refused")
 		}
 		return nil
 	}
-	b.applyAddons(context.Background())
+	b.applyAddons(context.Background(), apply)
 
 	entries, err := os.ReadDir(b.paths.AddonsDir())
 	if err != nil {
@@ -298,29 +299,27 @@ func TestApplyAddons(t *testing.T) {
 	if err != nil || !strings.Contains(string(data), "image: "+testRelease.CoreDNSImage()) {
 		t.Errorf("coredns.yaml does not run the release's CoreDNS (%v)", err)
 	}
-	apply := []string{b.self, "kubectl", "--kubeconfig", b.paths.AdminKubeconfig(),
-		"apply", "--server-side", "--force-conflicts", "--field-manager=berth", "--validate=ignore", "-f", b.paths.AddonsDir()}
-	calls := run.recorded()
 	if len(calls) != 3 {
-		t.Fatalf("kubectl ran %d times, want 3 (two refusals, then success)", len(calls))
+		t.Fatalf("applied %d times, want 3 (two refusals, then success)", len(calls))
 	}
 	for _, c := range calls {
-		if !slices.Equal(c, apply) {
-			t.Errorf("ran %v, want %v", c, apply)
+		// The files in name order: CoreDNS, then storage.
+		if len(c) != 2 || !bytes.Equal(c[0], data) {
+			t.Errorf("applied %d files, the first not coredns.yaml", len(c))
 		}
 	}
 }
 
 func TestApplyAddonsStopsWithContext(t *testing.T) {
-	b, run := testBooter(t, testNode(nodeconfig.RoleControlPlane))
+	b, _ := testBooter(t, testNode(nodeconfig.RoleControlPlane))
 	ctx, cancel := context.WithCancel(context.Background())
-	run.fail = func([]string) error {
+	apply := func(context.Context, ...[]byte) error {
 		cancel()
 		return errors.New("connection refused")
 	}
 	done := make(chan struct{})
 	go func() {
-		b.applyAddons(ctx)
+		b.applyAddons(ctx, apply)
 		close(done)
 	}()
 	select {
