@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
@@ -60,38 +58,14 @@ func cniRecipe() string {
 // buildCNI compiles the plugins as one binary, once per recipe, into
 // cacheDir/bin/<arch>/ and returns its path.
 func buildCNI(ctx context.Context, cacheDir string) (string, error) {
-	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
-	final := filepath.Join(dir, "cni-plugins-"+cniRecipe())
-	if _, err := os.Stat(final); err == nil {
-		return final, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	out, err := goOutput(ctx, cacheDir, goEnv(false), "mod", "download", "-json", cniModule+"@"+versions.CNIPlugins)
-	if err != nil {
-		return "", fmt.Errorf("downloading the CNI plugins %s: %w", versions.CNIPlugins, err)
-	}
-	var mod struct{ Dir, Error string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return "", fmt.Errorf("downloading the CNI plugins %s: %s%v", versions.CNIPlugins, mod.Error, err)
-	}
-	work, err := os.MkdirTemp(cacheDir, "cni-src-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(work)
-	if err := prepareCNISource(mod.Dir, work); err != nil {
-		return "", fmt.Errorf("preparing the CNI plugins %s: %w", versions.CNIPlugins, err)
-	}
-	tmp := final + ".tmp"
-	if err := runGo(ctx, work, goEnv(false), "build", "-mod=mod", "-ldflags=-s -w", "-o", tmp, "./cmd/berth-cni"); err != nil {
-		return "", fmt.Errorf("compiling the CNI plugins %s: %w", versions.CNIPlugins, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("caching the CNI plugins: %w", err)
-	}
-	return final, nil
+	return workBuild{What: "the CNI plugins " + versions.CNIPlugins, Binary: "cni-plugins-" + cniRecipe(), Package: "./cmd/berth-cni",
+		Prepare: func(work string) error {
+			src, err := downloadModule(ctx, cacheDir, cniModule, versions.CNIPlugins)
+			if err != nil {
+				return fmt.Errorf("downloading: %w", err)
+			}
+			return prepareCNISource(src, work)
+		}}.build(ctx, cacheDir)
 }
 
 // prepareCNISource copies the plugins' module at src into work (without

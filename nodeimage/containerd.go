@@ -5,11 +5,9 @@ import (
 	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"golang.org/x/mod/modfile"
 
@@ -53,38 +51,15 @@ func containerdRecipe() string {
 // buildContainerd compiles containerd with ctr, once per recipe, into
 // cacheDir/bin/<arch>/ and returns its path.
 func buildContainerd(ctx context.Context, cacheDir string) (string, error) {
-	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
-	final := filepath.Join(dir, "containerd-ctr-"+containerdRecipe())
-	if _, err := os.Stat(final); err == nil {
-		return final, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	out, err := goOutput(ctx, cacheDir, goEnv(false), "mod", "download", "-json", containerdModule+"@"+versions.Containerd)
-	if err != nil {
-		return "", fmt.Errorf("downloading containerd %s: %w", versions.Containerd, err)
-	}
-	var mod struct{ Dir, GoMod, Error string }
-	if err := json.Unmarshal(out, &mod); err != nil || mod.Dir == "" {
-		return "", fmt.Errorf("downloading containerd %s: %s%v", versions.Containerd, mod.Error, err)
-	}
-	work, err := os.MkdirTemp(cacheDir, "containerd-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(work)
-	if err := prepareContainerdModule(mod.Dir, work); err != nil {
-		return "", fmt.Errorf("preparing containerd %s's build: %w", versions.Containerd, err)
-	}
-	tmp := final + ".tmp"
-	if err := runGo(ctx, work, goEnv(false), "build", "-mod=mod", "-ldflags=-s -w", "-o", tmp, "."); err != nil {
-		return "", fmt.Errorf("compiling containerd %s: %w", versions.Containerd, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("caching containerd: %w", err)
-	}
-	return final, nil
+	what := "containerd " + versions.Containerd
+	return workBuild{What: what, Binary: "containerd-ctr-" + containerdRecipe(), Package: ".",
+		Prepare: func(work string) error {
+			src, err := downloadModule(ctx, cacheDir, containerdModule, versions.Containerd)
+			if err != nil {
+				return fmt.Errorf("downloading: %w", err)
+			}
+			return prepareContainerdModule(src, work)
+		}}.build(ctx, cacheDir)
 }
 
 // prepareContainerdModule writes into work a module with containerdMain

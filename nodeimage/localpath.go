@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
 	"golang.org/x/mod/modfile"
 
@@ -44,39 +43,22 @@ func buildLocalPath(ctx context.Context, sourceDir, cacheDir string) (string, er
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
-	final := filepath.Join(dir, "local-path-provisioner-"+localPathRecipe(data))
-	if _, err := os.Stat(final); err == nil {
-		return final, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	work, err := os.MkdirTemp(cacheDir, "local-path-")
-	if err != nil {
-		return "", err
-	}
-	defer os.RemoveAll(work)
-	gen, err := localPathModuleFile(f, controlDir)
-	if err != nil {
-		return "", fmt.Errorf("writing local-path-provisioner's build module: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(work, "go.mod"), gen, 0o644); err != nil {
-		return "", err
-	}
-	// The control module's checksums cover every shared module; -mod=mod
-	// adds local-path-provisioner's own.
-	if err := copyFile(filepath.Join(controlDir, "go.sum"), filepath.Join(work, "go.sum")); err != nil {
-		return "", err
-	}
-	tmp := final + ".tmp"
-	if err := runGo(ctx, work, goEnv(false), "build", "-mod=mod", "-ldflags=-s -w", "-o", tmp, localPathModule); err != nil {
-		return "", fmt.Errorf("compiling local-path-provisioner %s against the control module's Kubernetes libraries: %w", versions.LocalPath, err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return "", fmt.Errorf("caching local-path-provisioner: %w", err)
-	}
-	return final, nil
+	return workBuild{
+		What:    "local-path-provisioner " + versions.LocalPath + " against the control module's Kubernetes libraries",
+		Binary:  "local-path-provisioner-" + localPathRecipe(data),
+		Package: localPathModule,
+		Prepare: func(work string) error {
+			gen, err := localPathModuleFile(f, controlDir)
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(work, "go.mod"), gen, 0o644); err != nil {
+				return err
+			}
+			// The control module's checksums cover every shared module;
+			// -mod=mod adds local-path-provisioner's own.
+			return copyFile(filepath.Join(controlDir, "go.sum"), filepath.Join(work, "go.sum"))
+		}}.build(ctx, cacheDir)
 }
 
 // localPathModuleFile is the control module's go.mod (f, read from

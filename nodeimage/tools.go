@@ -168,3 +168,40 @@ func buildControl(ctx context.Context, sourceDir, cacheDir string, r versions.Re
 	}
 	return nodeBin, pauseBin, nil
 }
+
+// workBuild is a program compiled in a work module that berth prepares:
+// Prepare fills the (fresh, temporary) directory, then Package is built
+// there into the cache as Binary. What names the program in errors.
+type workBuild struct {
+	What, Binary, Package string
+	Prepare               func(work string) error
+}
+
+// build compiles b once into cacheDir/bin/<arch>/ and returns its path.
+func (b workBuild) build(ctx context.Context, cacheDir string) (string, error) {
+	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
+	final := filepath.Join(dir, b.Binary)
+	if _, err := os.Stat(final); err == nil {
+		return final, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	work, err := os.MkdirTemp(cacheDir, "work-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(work)
+	if err := b.Prepare(work); err != nil {
+		return "", fmt.Errorf("preparing %s: %w", b.What, err)
+	}
+	tmp := final + ".tmp"
+	// -mod=mod lets go record what the prepared module resolves to.
+	if err := runGo(ctx, work, goEnv(false), "build", "-mod=mod", "-ldflags=-s -w", "-o", tmp, b.Package); err != nil {
+		return "", fmt.Errorf("compiling %s: %w", b.What, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return "", fmt.Errorf("caching %s: %w", b.What, err)
+	}
+	return final, nil
+}
