@@ -59,13 +59,7 @@ func cniRecipe() string {
 // cacheDir/bin/<arch>/ and returns its path.
 func buildCNI(ctx context.Context, cacheDir string) (string, error) {
 	return workBuild{What: "the CNI plugins " + versions.CNIPlugins, Binary: "cni-plugins-" + cniRecipe(), Package: "./cmd/berth-cni",
-		Prepare: func(work string) error {
-			src, err := downloadModule(ctx, cacheDir, cniModule, versions.CNIPlugins)
-			if err != nil {
-				return fmt.Errorf("downloading: %w", err)
-			}
-			return prepareCNISource(src, work)
-		}}.build(ctx, cacheDir)
+		Module: cniModule, Version: versions.CNIPlugins, Prepare: prepareCNISource}.build(ctx, cacheDir)
 }
 
 // prepareCNISource copies the plugins' module at src into work (without

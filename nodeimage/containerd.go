@@ -51,15 +51,8 @@ func containerdRecipe() string {
 // buildContainerd compiles containerd with ctr, once per recipe, into
 // cacheDir/bin/<arch>/ and returns its path.
 func buildContainerd(ctx context.Context, cacheDir string) (string, error) {
-	what := "containerd " + versions.Containerd
-	return workBuild{What: what, Binary: "containerd-ctr-" + containerdRecipe(), Package: ".",
-		Prepare: func(work string) error {
-			src, err := downloadModule(ctx, cacheDir, containerdModule, versions.Containerd)
-			if err != nil {
-				return fmt.Errorf("downloading: %w", err)
-			}
-			return prepareContainerdModule(src, work)
-		}}.build(ctx, cacheDir)
+	return workBuild{What: "containerd " + versions.Containerd, Binary: "containerd-ctr-" + containerdRecipe(), Package: ".",
+		Module: containerdModule, Version: versions.Containerd, Prepare: prepareContainerdModule}.build(ctx, cacheDir)
 }
 
 // prepareContainerdModule writes into work a module with containerdMain

@@ -47,7 +47,7 @@ func buildLocalPath(ctx context.Context, sourceDir, cacheDir string) (string, er
 		What:    "local-path-provisioner " + versions.LocalPath + " against the control module's Kubernetes libraries",
 		Binary:  "local-path-provisioner-" + localPathRecipe(data),
 		Package: localPathModule,
-		Prepare: func(work string) error {
+		Prepare: func(_, work string) error {
 			gen, err := localPathModuleFile(f, controlDir)
 			if err != nil {
 				return err

@@ -170,11 +170,13 @@ func buildControl(ctx context.Context, sourceDir, cacheDir string, r versions.Re
 }
 
 // workBuild is a program compiled in a work module that berth prepares:
-// Prepare fills the (fresh, temporary) directory, then Package is built
-// there into the cache as Binary. What names the program in errors.
+// Prepare fills the (fresh, temporary) directory — from the module cache's
+// copy of Module at Version (src), when Module is set — then Package is
+// built there into the cache as Binary. What names the program in errors.
 type workBuild struct {
 	What, Binary, Package string
-	Prepare               func(work string) error
+	Module, Version       string
+	Prepare               func(src, work string) error
 }
 
 // build compiles b once into cacheDir/bin/<arch>/ and returns its path.
@@ -192,7 +194,13 @@ func (b workBuild) build(ctx context.Context, cacheDir string) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(work)
-	if err := b.Prepare(work); err != nil {
+	var src string
+	if b.Module != "" {
+		if src, err = downloadModule(ctx, cacheDir, b.Module, b.Version); err != nil {
+			return "", fmt.Errorf("downloading %s: %w", b.What, err)
+		}
+	}
+	if err := b.Prepare(src, work); err != nil {
 		return "", fmt.Errorf("preparing %s: %w", b.What, err)
 	}
 	tmp := final + ".tmp"
