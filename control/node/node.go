@@ -134,6 +134,9 @@ func Run(ctx context.Context, log *slog.Logger) error {
 	}
 
 	var wg sync.WaitGroup
+	if len(plan.afterAPI) > 0 {
+		wg.Go(func() { b.startAfterAPI(ctx, sup, plan.afterAPI) })
+	}
 	if n.IsControlPlane() {
 		wg.Go(func() { b.runControlPlane(ctx) })
 	}
@@ -173,8 +176,18 @@ type startPlan struct {
 	// control-plane node, etcd, the API server and the controllers.
 	early []supervisor.Spec
 	// late start once containerd answers, the sandbox image is imported
-	// and the pod network is configured: the kubelet, then kube-proxy.
+	// and the pod network is configured: the kubelet.
 	late []supervisor.Spec
+	// afterAPI start once the API server's /readyz answers: kube-proxy.
+	// Started earlier (with the kubelet, as before), its first list of
+	// Nodes is refused until the API server has made the default RBAC
+	// rules, and client-go's reflector backs off 1–3 s before it lists
+	// again; kube-proxy writes no rule before that, so the first pods
+	// waited for it (a bimodal 2 s in the bench's app phase) or started
+	// before it and could not reach the API server's Service (MetalLB's
+	// controller and local-path-provisioner exited, and restarted 10 s
+	// later).
+	afterAPI []supervisor.Spec
 }
 
 // planStarts returns the components n runs, in start order; self is the
@@ -199,7 +212,7 @@ func planStarts(n *nodeconfig.Node, self string) startPlan {
 	}
 	p.late = append(p.late, component("kubelet", cc.Kubelet(n), 0))
 	if n.KubeProxyMode != "none" {
-		p.late = append(p.late, component("kube-proxy", cc.KubeProxy(), 0))
+		p.afterAPI = append(p.afterAPI, component("kube-proxy", cc.KubeProxy(), 0))
 	}
 	return p
 }
@@ -292,8 +305,26 @@ func addonApplier(kubeconfig string) (*addons.Applier, error) {
 	return &addons.Applier{Client: dyn, Mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disco))}, nil
 }
 
+// startAfterAPI starts specs once the API server's /readyz answers (asked
+// with kube-proxy's credentials, which every node has).
+func (b *booter) startAfterAPI(ctx context.Context, sup *supervisor.Supervisor, specs []supervisor.Spec) {
+	client, err := clientFor(b.paths.KubeProxyKubeconfig())
+	if err == nil {
+		err = waitForAPIServer(ctx, client)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			b.log.Error("waiting for the API server before starting kube-proxy", "err", err)
+		}
+		return
+	}
+	for _, spec := range specs {
+		sup.Start(ctx, spec)
+	}
+}
+
 func waitForAPIServer(ctx context.Context, client kubernetes.Interface) error {
-	return wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	return wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		reqCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		_, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(reqCtx)

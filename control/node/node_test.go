@@ -103,21 +103,23 @@ func names(specs []supervisor.Spec) []string {
 func TestPlanStarts(t *testing.T) {
 	const self = "/usr/local/bin/berth-node"
 	for _, tc := range []struct {
-		name        string
-		node        *nodeconfig.Node
-		early, late []string
+		name                  string
+		node                  *nodeconfig.Node
+		early, late, afterAPI []string
 	}{
 		{
-			name:  "control plane",
-			node:  testNode(nodeconfig.RoleControlPlane),
-			early: []string{"containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"},
-			late:  []string{"kubelet", "kube-proxy"},
+			name:     "control plane",
+			node:     testNode(nodeconfig.RoleControlPlane),
+			early:    []string{"containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"},
+			late:     []string{"kubelet"},
+			afterAPI: []string{"kube-proxy"},
 		},
 		{
-			name:  "worker",
-			node:  testNode(nodeconfig.RoleWorker),
-			early: []string{"containerd"},
-			late:  []string{"kubelet", "kube-proxy"},
+			name:     "worker",
+			node:     testNode(nodeconfig.RoleWorker),
+			early:    []string{"containerd"},
+			late:     []string{"kubelet"},
+			afterAPI: []string{"kube-proxy"},
 		},
 		{
 			name: "worker without kube-proxy",
@@ -138,7 +140,10 @@ func TestPlanStarts(t *testing.T) {
 			if got := names(p.late); !slices.Equal(got, tc.late) {
 				t.Errorf("started once containerd is up: %v, want %v", got, tc.late)
 			}
-			for _, s := range append(p.early, p.late...) {
+			if got := names(p.afterAPI); !slices.Equal(got, tc.afterAPI) {
+				t.Errorf("started once the API server is ready: %v, want %v", got, tc.afterAPI)
+			}
+			for _, s := range append(append(p.early, p.late...), p.afterAPI...) {
 				if s.Name == "containerd" {
 					if s.Path != ContainerdBin || !slices.Equal(s.Args, []string{"--config", "/etc/containerd/config.toml"}) {
 						t.Errorf("containerd runs %s %v", s.Path, s.Args)
