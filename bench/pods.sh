@@ -6,6 +6,8 @@
 # new Deployment once the previous one's pods are gone; median printed.
 # CPU=1 also prints, for each run, where the machine's CPU time went
 # (bench/cpuof: each node component, containerd, shims, pods, Docker).
+# IMAGE=berth/node:TAG creates the cluster from that node image (for A/B
+# comparisons) instead of building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOWORK=off
@@ -17,10 +19,10 @@ if [ -n "${CPU:-}" ]; then
   go build -o bin/cpuof ./bench/cpuof
   cpuof=(bin/cpuof --)
 fi
-bin/berth build node-image -q
+if [ -z "${IMAGE:-}" ]; then bin/berth build node-image -q; fi
 name=bench-pods
 trap 'bin/berth delete cluster --name $name -q >/dev/null 2>&1 || true' EXIT
-bin/berth create cluster --name $name --workers 2 -q >/dev/null
+bin/berth create cluster --name $name --workers 2 ${IMAGE:+--image "$IMAGE"} -q >/dev/null
 k() { bin/berth kubectl --context "berth-$name" -- "$@"; }
 times=()
 for i in $(seq 1 "$RUNS"); do
