@@ -53,6 +53,10 @@ func main() {
 	berth := flag.String("berth", "bin/berth", "berth binary")
 	idle := flag.Duration("idle", 60*time.Second, "how long the cluster idles after create before memory is read (the issue's definition: 60 s)")
 	flag.Parse()
+	if *keep && *runs != 1 {
+		fmt.Fprintln(os.Stderr, "bench: -keep needs -runs 1 (each run makes a cluster of the same name)")
+		os.Exit(2)
+	}
 	if err := run(*berth, *runs, *workers, *idle); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -124,6 +128,7 @@ var configFile = flag.String("config", "", "cluster configuration file passed to
 var (
 	clusterName = flag.String("name", "bench", "cluster name")
 	nodeImage   = flag.String("image", "", "node image passed to create --image (default: the release's)")
+	keep        = flag.Bool("keep", false, "keep the cluster after the run (with -runs 1) to read its nodes' logs")
 )
 
 func once(ctx context.Context, berth string, workers int, idle time.Duration, kubeconfig string) (sample, error) {
@@ -146,7 +151,12 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 	if out, err := create.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("create: %v: %s", err, out)
 	}
-	defer exec.Command(berth, "delete", "cluster", "--name", name).Run()
+	if *keep {
+		// The cluster stays for a look at its logs; one run only.
+		defer fmt.Fprintf(os.Stderr, "  cluster %s kept (-keep)\n", name)
+	} else {
+		defer exec.Command(berth, "delete", "cluster", "--name", name).Run()
+	}
 	cliCPU := create.ProcessState.UserTime() + create.ProcessState.SystemTime()
 	s["create command"] = since(start)
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(&clientcmd.ClientConfigLoadingRules{ExplicitPath: kubeconfig}, &clientcmd.ConfigOverrides{CurrentContext: "berth-" + name}).ClientConfig()
@@ -154,6 +164,14 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 		return nil, err
 	}
 	client := kubernetes.NewForConfigOrDie(cfg)
+	var trace *tracer
+	if *traceFlag {
+		traceCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		trace = &tracer{start: start}
+		trace.mark("create command returned")
+		trace.watchAll(traceCtx, client)
+	}
 	wait := func(phase string, check func() bool) error {
 		deadline := time.Now().Add(3 * time.Minute)
 		for !check() {
@@ -163,6 +181,9 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 			time.Sleep(50 * time.Millisecond)
 		}
 		s[phase] = since(start)
+		if trace != nil {
+			trace.mark(phase)
+		}
 		return nil
 	}
 	if err := wait("API server answering", func() bool {
@@ -186,9 +207,15 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 		return nil, fmt.Errorf("load: %v: %s", err, out)
 	}
 	cliCPU += load.ProcessState.UserTime() + load.ProcessState.SystemTime()
+	if trace != nil {
+		trace.mark("image loaded")
+	}
 	port, nodeIP, err := deploy(ctx, client, name)
 	if err != nil {
 		return nil, err
+	}
+	if trace != nil {
+		trace.mark("app Deployment and Service created")
 	}
 	httpc := &http.Client{Timeout: time.Second}
 	if err := wait("app running and answering", func() bool {
@@ -234,6 +261,9 @@ func once(ctx context.Context, berth string, workers int, idle time.Duration, ku
 		} else {
 			s["idle MiB worker node"] = mib
 		}
+	}
+	if *keep {
+		return s, nil
 	}
 	del := time.Now()
 	if out, err := exec.Command(berth, "delete", "cluster", "--name", name, "-q").CombinedOutput(); err != nil {

@@ -132,6 +132,10 @@ func nodeFiles(c *pki.Cluster, admin *pki.KeyPair, n *nodeconfig.Node, apiSANs [
 		// boundary that exists.
 		sched, err := c.Client("system:kube-scheduler", "system:masters")
 		f.kubeconfig(nodeconfig.SchedulerKubeconfig, local, c.CA, sched, err)
+		cmServing, err := c.LocalServing("kube-controller-manager")
+		f.keyPair("kube-controller-manager", cmServing, err)
+		schedServing, err := c.LocalServing("kube-scheduler")
+		f.keyPair("kube-scheduler", schedServing, err)
 	}
 	if f.err != nil {
 		return nil, fmt.Errorf("issuing certificates for node %s: %w", n.Name, f.err)

@@ -185,6 +185,18 @@ func TestEtcdAndKubeletCertificates(t *testing.T) {
 		if err := verify(name, "apiserver-kubelet-client.crt", etcdCA, client, ""); err == nil {
 			t.Errorf("%s: a cluster-CA certificate verifies against the etcd CA", name)
 		}
+		// The controller-manager and the scheduler serve on loopback with
+		// certificates issued at create (none generated at their start).
+		for _, c := range []string{"kube-controller-manager.crt", "kube-scheduler.crt"} {
+			for _, host := range []string{"127.0.0.1", "localhost"} {
+				if err := verify(name, c, clusterCA, server, host); err != nil {
+					t.Errorf("%s: %s for %s: %v", name, c, host, err)
+				}
+			}
+			if err := verify(name, c, clusterCA, server, ip); err == nil {
+				t.Errorf("%s: %s is valid for the node's address; it serves loopback only", name, c)
+			}
+		}
 	}
 	// Another member's peer certificate does not name this member's
 	// address.

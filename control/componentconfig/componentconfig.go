@@ -237,6 +237,10 @@ func ControllerManager(n *nodeconfig.Node) []string {
 		"--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1",
 		"--secure-port=10257",
+		// Issued at create (pki.LocalServing); without it the component
+		// generates a self-signed RSA pair at every start.
+		"--tls-cert-file=" + pki("kube-controller-manager.crt"),
+		"--tls-private-key-file=" + pki("kube-controller-manager.key"),
 		"--leader-elect=true",
 		"--allocate-node-cidrs=false",
 		"--cluster-cidr=" + n.PodSubnet,
@@ -277,6 +281,8 @@ func Scheduler(n *nodeconfig.Node) []string {
 		"--authentication-kubeconfig=" + kc,
 		"--authorization-kubeconfig=" + kc,
 		"--bind-address=127.0.0.1",
+		"--tls-cert-file=" + pki("kube-scheduler.crt"),
+		"--tls-private-key-file=" + pki("kube-scheduler.key"),
 		"--leader-elect=true",
 		"--profiling=false",
 	}

@@ -106,13 +106,15 @@ func TestPlanStarts(t *testing.T) {
 		name                  string
 		node                  *nodeconfig.Node
 		early, late, afterAPI []string
+		afterSystem           []string
 	}{
 		{
-			name:     "control plane",
-			node:     testNode(nodeconfig.RoleControlPlane),
-			early:    []string{"containerd", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"},
-			late:     []string{"kubelet"},
-			afterAPI: []string{"kube-proxy"},
+			name:        "control plane",
+			node:        testNode(nodeconfig.RoleControlPlane),
+			early:       []string{"containerd", "etcd", "kube-apiserver"},
+			late:        []string{"kubelet"},
+			afterAPI:    []string{"kube-proxy"},
+			afterSystem: []string{"kube-controller-manager", "kube-scheduler"},
 		},
 		{
 			name:     "worker",
@@ -143,7 +145,10 @@ func TestPlanStarts(t *testing.T) {
 			if got := names(p.afterAPI); !slices.Equal(got, tc.afterAPI) {
 				t.Errorf("started once the API server is ready: %v, want %v", got, tc.afterAPI)
 			}
-			for _, s := range append(append(p.early, p.late...), p.afterAPI...) {
+			if got := names(p.afterSystem); !slices.Equal(got, tc.afterSystem) {
+				t.Errorf("started once kube-system exists: %v, want %v", got, tc.afterSystem)
+			}
+			for _, s := range slices.Concat(p.early, p.late, p.afterAPI, p.afterSystem) {
 				if s.Name == "containerd" {
 					if s.Path != ContainerdBin || !slices.Equal(s.Args, []string{"--config", "/etc/containerd/config.toml"}) {
 						t.Errorf("containerd runs %s %v", s.Path, s.Args)
