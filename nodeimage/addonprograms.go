@@ -5,36 +5,49 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	_ "embed"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"golang.org/x/mod/modfile"
 	"golang.org/x/mod/semver"
 
+	"github.com/berth-dev/berth/nodeimage/ociarchive"
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
-// CoreDNS and MetalLB, the two add-on programs built from source with
-// their own dependency sets, are compiled by one `go build` in one work
-// module: both sit on client-go and the Kubernetes API libraries at the
-// same minor (CoreDNS v1.15.0 and MetalLB v0.16.2 both at v0.37.1), so
-// one module resolves them to one version each and the compiler builds
-// those packages once, not once per program. The work module replaces
-// each program's module by its prepared copy (see coredns.go and
-// metallb.go), carries MetalLB's frr-k8s replacement (replacements in a
-// required module are ignored) and starts from both programs' checksums.
+// The add-on programs — CoreDNS, MetalLB (controller and speaker) and
+// local-path-provisioner — are compiled by one `go build` into one
+// multicall binary (addonssrc/main.go.txt) in one work module: all sit
+// on client-go and the Kubernetes API libraries (CoreDNS v1.15.0 and
+// MetalLB v0.16.2 at v0.37.1; local-path-provisioner asks for older ones
+// and gets those), so one module resolves them to one version each, the
+// compiler builds those packages once, and the linker writes them once.
+// The work module replaces each program's module by its prepared copy
+// (coredns.go, metallb.go, and local-path-provisioner's package main made
+// importable), carries MetalLB's frr-k8s replacement (replacements in a
+// required module are ignored) and starts from all their checksums.
 //
-// (berth-node's own Kubernetes libraries are at the release's version
-// with other pins below them; local-path-provisioner, which asks for
-// older ones, is built against those instead — localpath.go.)
+// Separately the three binaries were 58 + 67 + 59 MB; every node unpacks
+// its pod images at boot (CPU on every create: ~0.18 CPU-s per 60 MB),
+// and the node image carries their compressed layers.
 
-// addonsJointPins raise a module where the two programs' requirements
-// meet at versions that do not build together: CoreDNS's dependencies
-// take github.com/mdlayher/socket to v0.6, whose API MetalLB's
+// localPathModule is local-path-provisioner, the default StorageClass's
+// provisioner; its program is the module's root package.
+const localPathModule = "github.com/rancher/local-path-provisioner"
+
+//go:embed addonssrc/main.go.txt
+var addonsMain []byte
+
+// addonsJointPins raise a module where the programs' requirements meet
+// at versions that do not build together: CoreDNS's dependencies take
+// github.com/mdlayher/socket to v0.6, whose API MetalLB's
 // github.com/mdlayher/packet v1.0.0 predates; packet's current release
 // builds on it (MetalLB uses packet through mdlayher/arp, for layer-2
 // announcements — TestLoadBalancer exercises it).
@@ -42,68 +55,95 @@ var addonsJointPins = []struct{ path, version string }{
 	{"github.com/mdlayher/packet", "v1.2.0"},
 }
 
-// addonProgramsRecipe identifies the pair for release r.
+// addonProgramsRecipe identifies the multicall binary for release r.
 func addonProgramsRecipe(r versions.Release) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "together: %s %s %v\n", metallbRecipe(), corednsRecipe(r), addonsJointPins)
+	fmt.Fprintf(h, "multicall: %s %s local-path %s %v flags %s\n", metallbRecipe(), corednsRecipe(r), versions.LocalPath, addonsJointPins, goFlags)
+	h.Write(addonsMain)
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
-// buildAddonPrograms compiles MetalLB (controller and speaker, one
-// binary) and release r's CoreDNS, once per recipe, into
-// cacheDir/bin/<arch>/ and returns their paths.
-func buildAddonPrograms(ctx context.Context, cacheDir string, r versions.Release) (metallb, coredns string, err error) {
+// buildAddonPrograms compiles the add-on programs for release r into one
+// binary, once per recipe, into cacheDir/bin/<arch>/ and returns its
+// path.
+func buildAddonPrograms(ctx context.Context, cacheDir string, r versions.Release) (string, error) {
 	dir := filepath.Join(cacheDir, "bin", runtime.GOARCH)
-	recipe := addonProgramsRecipe(r)
-	metallb = filepath.Join(dir, "metallb-"+recipe)
-	coredns = filepath.Join(dir, "coredns-"+recipe)
-	_, errM := os.Stat(metallb)
-	_, errC := os.Stat(coredns)
-	if errM == nil && errC == nil {
-		return metallb, coredns, nil
+	bin := filepath.Join(dir, "addons-"+addonProgramsRecipe(r))
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", "", err
+		return "", err
 	}
 	work, err := os.MkdirTemp(cacheDir, "addons-src-")
 	if err != nil {
-		return "", "", err
+		return "", err
 	}
 	defer os.RemoveAll(work)
 
-	metallbSrc, err := downloadModule(ctx, cacheDir, metallbModule, versions.MetalLB)
-	if err != nil {
-		return "", "", fmt.Errorf("downloading MetalLB %s: %w", versions.MetalLB, err)
-	}
-	corednsSrc, err := downloadModule(ctx, cacheDir, corednsModule, r.CoreDNS)
-	if err != nil {
-		return "", "", fmt.Errorf("downloading CoreDNS %s: %w", r.CoreDNS, err)
-	}
-	if err := prepareMetalLBSource(metallbSrc, filepath.Join(work, "metallb")); err != nil {
-		return "", "", fmt.Errorf("preparing MetalLB %s's source: %w", versions.MetalLB, err)
-	}
-	if err := prepareCoreDNSSource(corednsSrc, filepath.Join(work, "coredns")); err != nil {
-		return "", "", fmt.Errorf("preparing CoreDNS %s's source: %w", r.CoreDNS, err)
-	}
-	if err := writeAddonsModule(work, r); err != nil {
-		return "", "", fmt.Errorf("writing the add-on programs' build module: %w", err)
-	}
-	out := filepath.Join(work, "out")
-	if err := os.Mkdir(out, 0o755); err != nil {
-		return "", "", err
-	}
-	// -mod=mod records the versions the two modules resolve to together
-	// (and any checksum neither listed).
-	if err := runGo(ctx, work, goEnv(false), "build", "-mod=mod", "-ldflags=-s -w", "-o", out+"/",
-		metallbModule+"/cmd/metallb", corednsModule); err != nil {
-		return "", "", fmt.Errorf("compiling MetalLB %s and CoreDNS %s: %w", versions.MetalLB, r.CoreDNS, err)
-	}
-	for built, final := range map[string]string{"metallb": metallb, "coredns": coredns} {
-		if err := os.Rename(filepath.Join(out, built), final); err != nil {
-			return "", "", fmt.Errorf("caching %s: %w", built, err)
+	for _, m := range []struct {
+		what, module, version, dir string
+		prepare                    func(src, dst string) error
+	}{
+		{"MetalLB", metallbModule, versions.MetalLB, "metallb", prepareMetalLBSource},
+		{"CoreDNS", corednsModule, r.CoreDNS, "coredns", prepareCoreDNSSource},
+		{"local-path-provisioner", localPathModule, versions.LocalPath, "localpath", prepareLocalPathSource},
+	} {
+		src, err := downloadModule(ctx, cacheDir, m.module, m.version)
+		if err != nil {
+			return "", fmt.Errorf("downloading %s %s: %w", m.what, m.version, err)
+		}
+		if err := m.prepare(src, filepath.Join(work, m.dir)); err != nil {
+			return "", fmt.Errorf("preparing %s %s's source: %w", m.what, m.version, err)
 		}
 	}
-	return metallb, coredns, nil
+	if err := writeAddonsModule(work, r); err != nil {
+		return "", fmt.Errorf("writing the add-on programs' build module: %w", err)
+	}
+	main := filepath.Join(work, "cmd", "addons", "main.go")
+	if err := os.MkdirAll(filepath.Dir(main), 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(main, addonsMain, 0o644); err != nil {
+		return "", err
+	}
+	// -mod=mod records the versions the modules resolve to together (and
+	// any checksum none of them listed).
+	tmp := bin + ".tmp"
+	if err := runGo(ctx, work, goEnv(false), "build", "-mod=mod", "-ldflags=-s -w", "-o", tmp, "./cmd/addons"); err != nil {
+		return "", fmt.Errorf("compiling CoreDNS %s, MetalLB %s and local-path-provisioner %s: %w", r.CoreDNS, versions.MetalLB, versions.LocalPath, err)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return "", fmt.Errorf("caching the add-on programs: %w", err)
+	}
+	return bin, nil
+}
+
+// prepareLocalPathSource copies local-path-provisioner's module at src
+// into work: its go.mod and go.sum and its root package (the program),
+// made importable.
+func prepareLocalPathSource(src, work string) error {
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{"go.mod", "go.sum"} {
+		if err := copyFile(filepath.Join(src, f), filepath.Join(work, f)); err != nil {
+			return err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(src, "*.go"))
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		if err := copyFile(f, filepath.Join(work, filepath.Base(f))); err != nil {
+			return err
+		}
+	}
+	return makeImportableAs(work, "localpath", "local-path-provisioner")
 }
 
 // downloadModule fetches path@version into the module cache and returns
@@ -120,8 +160,9 @@ func downloadModule(ctx context.Context, cacheDir, path, version string) (string
 	return mod.Dir, nil
 }
 
-// writeAddonsModule writes work/go.mod, requiring the two prepared copies
-// in work/metallb and work/coredns, and work/go.sum, the union of theirs.
+// writeAddonsModule writes work/go.mod, requiring the prepared copies in
+// work/metallb, work/coredns and work/localpath, and work/go.sum, the
+// union of theirs.
 func writeAddonsModule(work string, r versions.Release) error {
 	f, err := modfile.Parse("go.mod", nil, nil)
 	if err != nil {
@@ -135,6 +176,7 @@ func writeAddonsModule(work string, r versions.Release) error {
 	for _, m := range []struct{ path, version, dir string }{
 		{metallbModule, versions.MetalLB, "metallb"},
 		{corednsModule, r.CoreDNS, "coredns"},
+		{localPathModule, versions.LocalPath, "localpath"},
 	} {
 		data, err := os.ReadFile(filepath.Join(work, m.dir, "go.mod"))
 		if err != nil {
@@ -192,4 +234,49 @@ func uniqueLines(data []byte) []byte {
 		out.WriteString(line + "\n")
 	}
 	return out.Bytes()
+}
+
+// AddonsArchive is the node image's archive of the add-on images: CoreDNS,
+// MetalLB's controller and speaker, and local-path-provisioner, under
+// their upstream names.
+const AddonsArchive = "addons.tar"
+
+// addonsBin is the add-on programs' key in the build's map of compiled
+// binaries.
+const addonsBin = "addons"
+
+// addonImages are the add-on images: one layer (the multicall binary and
+// a link for each program) and an entrypoint each, so the archive and
+// containerd hold the layer once and a node unpacks it once.
+func addonImages(bin []byte, r versions.Release) []ociarchive.Image {
+	files := []ociarchive.File{
+		{Path: "addons", Mode: 0o755, Data: bin},
+		{Path: "coredns", Link: "addons"},
+		{Path: "controller", Link: "addons"},
+		{Path: "speaker", Link: "addons"},
+		// Where local-path-provisioner's own image has it (the storage
+		// manifest runs it by this path).
+		{Path: "usr/bin/local-path-provisioner", Link: "/addons"},
+	}
+	path := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	return []ociarchive.Image{
+		{Name: r.CoreDNSImage(), Entrypoint: []string{"/coredns"}, Files: files},
+		{Name: versions.MetalLBControllerImage, Entrypoint: []string{"/controller"}, Files: files},
+		{Name: versions.MetalLBSpeakerImage, Entrypoint: []string{"/speaker"}, Files: files},
+		{Name: versions.StorageImage, Env: path, Entrypoint: []string{"/usr/bin/local-path-provisioner"}, Files: files},
+	}
+}
+
+// addonsArchive writes the OCI archive of the add-on images from the
+// binary at path, its layer made by newLayer (nil: gzip).
+func addonsArchive(path string, r versions.Release, newLayer func(io.WriterTo) (*ociarchive.Layer, error)) ([]byte, error) {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := ociarchive.WriteArchive(&buf, ociarchive.Options{Layer: newLayer}, addonImages(bin, r)...); err != nil {
+		return nil, fmt.Errorf("building the add-on images: %w", err)
+	}
+	return buf.Bytes(), nil
 }

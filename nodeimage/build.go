@@ -133,8 +133,7 @@ func Recipe(sourceDir string, r versions.Release) (string, error) {
 	}
 	fmt.Fprintf(h, "containerd %s\n", containerdRecipe())
 	fmt.Fprintf(h, "cni %s\n", cniRecipe())
-	fmt.Fprintf(h, "metallb and coredns %s\n", addonProgramsRecipe(r))
-	fmt.Fprintf(h, "local-path %s flags %s\n", versions.LocalPath, goFlags)
+	fmt.Fprintf(h, "add-on programs %s\n", addonProgramsRecipe(r))
 	src, err := sourceHash(sourceDir)
 	if err != nil {
 		return "", err
@@ -219,8 +218,8 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 	}
 	tools := toolsFor(opts.Release)
 	// Debian base, berth-node, pod images, loading; the tools; containerd,
-	// the CNI plugins, CoreDNS with MetalLB, local-path-provisioner.
-	total := 4 + len(tools) + 4
+	// the CNI plugins, the add-on programs.
+	total := 4 + len(tools) + 3
 	stage := 0
 	var stageMu sync.Mutex
 	// step announces a stage; stages may overlap (the terminal display
@@ -291,23 +290,12 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 	stages.Go(func() error {
 		compile("compiling berth-node (Kubernetes "+opts.Release.Kubernetes+", etcd "+opts.Release.Etcd+")", func(ctx context.Context) (err error) {
 			nodeBin, pauseBin, err = buildControl(ctx, opts.SourceDir, opts.CacheDir, opts.Release)
-			if err != nil {
-				return err
-			}
-			// local-path-provisioner reuses berth-node's compiled
-			// Kubernetes libraries, so it comes after it, in its slot.
-			end := step("compiling local-path-provisioner " + versions.LocalPath + " (with berth-node's libraries)")
-			path, err := buildLocalPath(ctx, opts.SourceDir, opts.CacheDir)
-			end(err)
-			mu.Lock()
-			bins["local-path-provisioner"] = path
-			mu.Unlock()
 			return err
 		})
-		compile("compiling CoreDNS "+opts.Release.CoreDNS+" (without "+strings.Join(corednsLeftOut, ", ")+") and MetalLB "+versions.MetalLB, func(ctx context.Context) error {
-			metallb, coredns, err := buildAddonPrograms(ctx, opts.CacheDir, opts.Release)
+		compile("compiling the add-ons as one binary: CoreDNS "+opts.Release.CoreDNS+" (without "+strings.Join(corednsLeftOut, ", ")+"), MetalLB "+versions.MetalLB+", local-path-provisioner "+versions.LocalPath, func(ctx context.Context) error {
+			path, err := buildAddonPrograms(ctx, opts.CacheDir, opts.Release)
 			mu.Lock()
-			bins[metallbBin], bins["coredns"] = metallb, coredns
+			bins[addonsBin] = path
 			mu.Unlock()
 			return err
 		})

@@ -7,7 +7,6 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -17,7 +16,6 @@ import (
 
 	"golang.org/x/mod/modfile"
 
-	"github.com/berth-dev/berth/nodeimage/ociarchive"
 	"github.com/berth-dev/berth/nodeimage/versions"
 )
 
@@ -34,12 +32,12 @@ import (
 //   - puts a small stand-in of ours in place of the FRR-K8s backend
 //     package (metallbsrc/frrk8s.go.txt), which refuses BGP sessions,
 //   - turns the controller's and the speaker's `package main` into
-//     importable packages and adds a dispatcher (metallbsrc/main.go.txt),
-//     so both are one multicall binary: 67 MB instead of 64 + 67 MB.
+//     importable packages, which the add-ons' multicall binary runs
+//     (addonssrc/main.go.txt).
 //
 // Nothing of MetalLB's source is kept in this tree; the rewrite is
 // mechanical and checked (it fails loudly if MetalLB's layout changes).
-// The prepared copy is compiled together with CoreDNS
+// The prepared copy is compiled with the other add-on programs
 // (addonprograms.go), where the frr-k8s replacement is applied.
 
 const (
@@ -51,24 +49,19 @@ const (
 	metallbFRRPackage = "internal/bgp/frrk8s/frrk8s.go"
 )
 
-var (
-	//go:embed metallbsrc/main.go.txt
-	metallbMain []byte
-	//go:embed metallbsrc/frrk8s.go.txt
-	metallbFRRStandIn []byte
-)
+//go:embed metallbsrc/frrk8s.go.txt
+var metallbFRRStandIn []byte
 
 // metallbPrograms are MetalLB's two commands, each a directory of the
 // module whose package main becomes an importable package.
 var metallbPrograms = []string{"controller", "speaker"}
 
-// metallbRecipe identifies the MetalLB binary: its version, the
-// replacement and the two files berth adds. It is part of the node
-// image's recipe.
+// metallbRecipe identifies MetalLB's prepared source: its version, the
+// replacement and the stand-in berth adds. It is part of the node image's
+// recipe.
 func metallbRecipe() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "metallb %s frr-k8s %s\n", versions.MetalLB, frrK8sServed)
-	h.Write(metallbMain)
 	h.Write(metallbFRRStandIn)
 	return versions.MetalLB + "-" + hex.EncodeToString(h.Sum(nil))[:12]
 }
@@ -122,11 +115,7 @@ func prepareMetalLBSource(src, work string) error {
 			return err
 		}
 	}
-	main := filepath.Join(work, "cmd", "metallb", "main.go")
-	if err := os.MkdirAll(filepath.Dir(main), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(main, metallbMain, 0o644)
+	return nil
 }
 
 // editMetalLBModule replaces frr-k8s by the served version and drops the
@@ -225,38 +214,3 @@ func copyFile(src, dst string) error {
 	}
 	return os.WriteFile(dst, data, 0o644)
 }
-
-// MetalLBArchive is the node image's archive of MetalLB's two images.
-const MetalLBArchive = "metallb.tar"
-
-// metallbImages are the controller and speaker images under their
-// upstream names: one layer (the multicall binary and a link for each
-// program), two entrypoints, so containerd stores the layer once.
-func metallbImages(bin []byte) []ociarchive.Image {
-	files := []ociarchive.File{
-		{Path: "metallb", Mode: 0o755, Data: bin},
-		{Path: "controller", Link: "metallb"},
-		{Path: "speaker", Link: "metallb"},
-	}
-	return []ociarchive.Image{
-		{Name: versions.MetalLBControllerImage, Entrypoint: []string{"/controller"}, Files: files},
-		{Name: versions.MetalLBSpeakerImage, Entrypoint: []string{"/speaker"}, Files: files},
-	}
-}
-
-// metallbArchive writes the OCI archive of MetalLB's images from the
-// binary at path, its layer made by newLayer (nil: gzip).
-func metallbArchive(path string, newLayer func(io.WriterTo) (*ociarchive.Layer, error)) ([]byte, error) {
-	bin, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if err := ociarchive.WriteArchive(&buf, ociarchive.Options{Layer: newLayer}, metallbImages(bin)...); err != nil {
-		return nil, fmt.Errorf("building MetalLB's images: %w", err)
-	}
-	return buf.Bytes(), nil
-}
-
-// metallbBin is MetalLB's key in the build's map of compiled binaries.
-const metallbBin = "metallb"

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,11 +64,12 @@ func TestEditMetalLBModule(t *testing.T) {
 	}
 }
 
-// Both images share one layer: the archive holds it once.
-func TestMetalLBImagesShareTheirLayer(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "metallb")
-	os.WriteFile(bin, bytes.Repeat([]byte("metallb"), 1000), 0o755)
-	data, err := metallbArchive(bin, nil)
+// The add-on images share one layer: the archive holds it once.
+func TestAddonImagesShareTheirLayer(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "addons")
+	os.WriteFile(bin, bytes.Repeat([]byte("addons"), 1000), 0o755)
+	r := versions.Default()
+	data, err := addonsArchive(bin, r, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,20 +95,44 @@ func TestMetalLBImagesShareTheirLayer(t *testing.T) {
 			}
 		}
 	}
-	// one layer, two configs, two manifests
-	if blobs != 5 {
-		t.Errorf("archive holds %d blobs, want 5", blobs)
+	// one layer, four configs, four manifests
+	if blobs != 9 {
+		t.Errorf("archive holds %d blobs, want 9", blobs)
 	}
 	var names []string
 	for _, m := range index.Manifests {
 		names = append(names, m.Annotations["io.containerd.image.name"])
 	}
-	if len(names) != 2 || names[0] != versions.MetalLBControllerImage || names[1] != versions.MetalLBSpeakerImage {
-		t.Errorf("images = %v", names)
+	want := []string{r.CoreDNSImage(), versions.MetalLBControllerImage, versions.MetalLBSpeakerImage, versions.StorageImage}
+	if !slices.Equal(names, want) {
+		t.Errorf("images = %v, want %v", names, want)
 	}
 }
 
-// TestBuildAddonPrograms compiles MetalLB and CoreDNS from the module
+// Each image runs the multicall binary by the name its program is
+// dispatched on (addonssrc/main.go.txt), at the path its manifest uses.
+func TestAddonImagesEntrypoints(t *testing.T) {
+	for _, img := range addonImages([]byte("x"), versions.Default()) {
+		if len(img.Entrypoint) != 1 {
+			t.Fatalf("%s: entrypoint %v", img.Name, img.Entrypoint)
+		}
+		entry := strings.TrimPrefix(img.Entrypoint[0], "/")
+		found := false
+		for _, f := range img.Files {
+			if f.Path == entry {
+				found = f.Link == "addons" || f.Link == "/addons"
+			}
+		}
+		if !found {
+			t.Errorf("%s: %s is not a link to the multicall binary", img.Name, img.Entrypoint[0])
+		}
+		if name := filepath.Base(entry); !bytes.Contains(addonsMain, []byte(`"`+name+`":`)) {
+			t.Errorf("%s: the multicall binary has no program %q", img.Name, name)
+		}
+	}
+}
+
+// TestBuildAddonPrograms compiles CoreDNS, MetalLB and local-path-provisioner from the module
 // proxy (minutes, and network): only when BERTH_TEST_ADDONS_CACHE names a
 // cache directory.
 func TestBuildAddonPrograms(t *testing.T) {
@@ -113,15 +140,22 @@ func TestBuildAddonPrograms(t *testing.T) {
 	if cache == "" {
 		t.Skip("set BERTH_TEST_ADDONS_CACHE to a cache directory to compile MetalLB and CoreDNS")
 	}
-	metallb, coredns, err := buildAddonPrograms(context.Background(), cache, versions.Default())
+	bin, err := buildAddonPrograms(context.Background(), cache, versions.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{metallb, coredns} {
-		st, err := os.Stat(path)
-		if err != nil {
-			t.Fatal(err)
+	st, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d bytes", bin, st.Size())
+	// Each program starts (no flag registered twice, no init-time
+	// conflict between the four): asked for its version or help, it
+	// exits without error.
+	for _, args := range [][]string{{"coredns", "-version"}, {"local-path-provisioner", "--version"}, {"controller", "-help"}, {"speaker", "-help"}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil && !(strings.HasSuffix(args[1], "help") && strings.Contains(string(out), "Usage")) {
+			t.Errorf("%v: %v\n%s", args, err, out)
 		}
-		t.Logf("%s: %d bytes", path, st.Size())
 	}
 }

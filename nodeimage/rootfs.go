@@ -64,14 +64,6 @@ func podImages(cacheDir, rootfs, pauseBin string, bins map[string]string, r vers
 	if err != nil {
 		return nil, err
 	}
-	coredns, err := read(bins["coredns"])
-	if err != nil {
-		return nil, err
-	}
-	storage, err := read(bins["local-path-provisioner"])
-	if err != nil {
-		return nil, err
-	}
 	busybox, err := read(filepath.Join(rootfs, "bin/busybox"))
 	if err != nil {
 		return nil, fmt.Errorf("the base filesystem lacks busybox: %w", err)
@@ -86,8 +78,6 @@ func podImages(cacheDir, rootfs, pauseBin string, bins map[string]string, r vers
 		img  ociarchive.Image
 	}{
 		{"pause.tar", ociarchive.Image{Name: r.PauseImage(), Entrypoint: []string{"/pause"}, Files: []ociarchive.File{{Path: "pause", Mode: 0o755, Data: pause}}}},
-		{"coredns.tar", ociarchive.Image{Name: r.CoreDNSImage(), Entrypoint: []string{"/coredns"}, Files: []ociarchive.File{{Path: "coredns", Mode: 0o755, Data: coredns}}}},
-		{"local-path-provisioner.tar", ociarchive.Image{Name: versions.StorageImage, Env: path, Entrypoint: []string{"/usr/bin/local-path-provisioner"}, Files: []ociarchive.File{{Path: "usr/bin/local-path-provisioner", Mode: 0o755, Data: storage}}}},
 		{"busybox.tar", ociarchive.Image{Name: versions.HelperImage, Env: path, Cmd: []string{"sh"}, Files: helper}},
 	}
 	cache := layerCache{dir: filepath.Join(cacheDir, "layers")}
@@ -124,8 +114,8 @@ func podImages(cacheDir, rootfs, pauseBin string, bins map[string]string, r vers
 			return buf.Bytes(), nil
 		})
 	}
-	if path := bins[metallbBin]; path != "" {
-		build(MetalLBArchive, func() ([]byte, error) { return metallbArchive(path, cache.layer) })
+	if path := bins[addonsBin]; path != "" {
+		build(AddonsArchive, func() ([]byte, error) { return addonsArchive(path, r, cache.layer) })
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -11,10 +11,6 @@ import (
 // SandboxArchive is the pause image's archive in ImagesDir.
 const SandboxArchive = "pause.tar"
 
-// MetalLBArchive holds MetalLB's images (nodeimage.MetalLBArchive): left
-// out of the import on a cluster without a LoadBalancer pool.
-const MetalLBArchive = "metallb.tar"
-
 // imageGroup selects archives in ImagesDir.
 type imageGroup int
 
@@ -57,9 +53,6 @@ func (b *booter) importImages(ctx context.Context, g imageGroup) error {
 	started := time.Now()
 	var errs []error
 	for _, archive := range list {
-		if filepath.Base(archive) == MetalLBArchive && b.node.LoadBalancerPool == "" {
-			continue
-		}
 		if _, err := b.run.Run(ctx, CtrBin, "--address", b.paths.ContainerdSocket(), "--namespace", "k8s.io", "images", "import", "--local", archive); err != nil {
 			errs = append(errs, fmt.Errorf("importing %s: %w", filepath.Base(archive), err))
 		}
