@@ -99,7 +99,7 @@ func tuneGC() {
 // the process exit code.
 func Run(name string, args []string) int {
 	tuneGC()
-	startCPUProfile(name)
+	StartCPUProfile(name)
 	switch name {
 	case "etcd":
 		etcdmain.Main(append([]string{"etcd"}, args...))

@@ -23,9 +23,10 @@ const (
 	CPUProfileSecondsEnv = "BERTH_CPU_PROFILE_SECONDS"
 )
 
-// startCPUProfile starts the profile CPUProfileDirEnv asks for, if any; a
+// StartCPUProfile starts the profile CPUProfileDirEnv asks for, if any (as
+// component: every component, and the node's supervisor); a
 // failure is reported and the component runs unprofiled.
-func startCPUProfile(component string) {
+func StartCPUProfile(component string) {
 	dir := os.Getenv(CPUProfileDirEnv)
 	if dir == "" {
 		return

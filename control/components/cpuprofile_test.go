@@ -12,7 +12,7 @@ func TestStartCPUProfile(t *testing.T) {
 	dir := t.TempDir()
 	t.Setenv(CPUProfileDirEnv, dir)
 	t.Setenv(CPUProfileSecondsEnv, "1")
-	startCPUProfile("kube-test")
+	StartCPUProfile("kube-test")
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	for x := 0; time.Now().Before(deadline); x++ {
 		_ = x * x
@@ -36,11 +36,11 @@ func TestStartCPUProfile(t *testing.T) {
 
 func TestStartCPUProfileOff(t *testing.T) {
 	t.Setenv(CPUProfileDirEnv, "")
-	startCPUProfile("kube-test") // must not start a profile: a second start would fail
+	StartCPUProfile("kube-test") // must not start a profile: a second start would fail
 	dir := t.TempDir()
 	t.Setenv(CPUProfileDirEnv, dir)
 	t.Setenv(CPUProfileSecondsEnv, "1")
-	startCPUProfile("kube-test")
+	StartCPUProfile("kube-test")
 	time.Sleep(1200 * time.Millisecond)
 	m, _ := filepath.Glob(filepath.Join(dir, "*.pprof"))
 	if len(m) != 1 {
