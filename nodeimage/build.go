@@ -327,7 +327,7 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 	if err := stages.Wait(); err != nil {
 		return nil, err
 	}
-	next("assembling pod images (pause, CoreDNS, storage, MetalLB)")
+	next("assembling pod images (pause, storage helper, add-ons)")
 	images, err := podImages(opts.CacheDir, rootfs, pauseBin, bins, opts.Release)
 	if err != nil {
 		return nil, err
@@ -337,6 +337,11 @@ func Build(ctx context.Context, store Store, opts Options) (_ *Result, err error
 	if err := layout.load(ctx, store, opts.CacheDir, nodeImage(opts.Image, recipe, opts.Release)); err != nil {
 		return nil, err
 	}
+	used := []string{nodeBin, pauseBin}
+	for _, p := range bins {
+		used = append(used, p)
+	}
+	pruneBinaries(used, time.Now())
 	opts.Log.Info("node image built", "image", opts.Image, "recipe", recipe, "took", time.Since(started).Round(time.Second))
 	return res, nil
 }
